@@ -1,0 +1,1 @@
+//! The `shipshape` command line.

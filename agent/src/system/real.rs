@@ -1,0 +1,139 @@
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use shipshape_core::facts::OsFamily;
+use wait_timeout::ChildExt;
+
+use super::{CommandError, CommandOutput, FileInfo, FileKind, System};
+
+/// The machine this process runs on.
+#[derive(Debug, Clone)]
+pub struct RealSystem {
+    timeout: Duration,
+}
+
+impl RealSystem {
+    pub fn new(timeout: Duration) -> Self {
+        RealSystem { timeout }
+    }
+}
+
+impl Default for RealSystem {
+    fn default() -> Self {
+        RealSystem::new(super::DEFAULT_TIMEOUT)
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+impl System for RealSystem {
+    fn os(&self) -> OsFamily {
+        OsFamily::current()
+    }
+
+    fn run(&self, program: &Path, args: &[&str]) -> Result<CommandOutput, CommandError> {
+        if !program.is_absolute() || !program.exists() {
+            return Err(CommandError::NotFound(program.to_owned()));
+        }
+        let io_error = |source| CommandError::Io {
+            program: program.to_owned(),
+            source,
+        };
+        #[expect(clippy::disallowed_methods, reason = "this is the one runner every probe goes through")]
+        let mut command = Command::new(program);
+        let mut child = command
+            .args(args)
+            .env("LC_ALL", "C")
+            .env("LANG", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io_error)?;
+        let stdout = drain(child.stdout.take().expect("stdout is piped"));
+        let stderr = drain(child.stderr.take().expect("stderr is piped"));
+        let Some(status) = child.wait_timeout(self.timeout).map_err(io_error)? else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(CommandError::TimedOut {
+                program: program.to_owned(),
+                after: self.timeout,
+            });
+        };
+        let text = |handle: thread::JoinHandle<Vec<u8>>| String::from_utf8_lossy(&handle.join().unwrap_or_default()).into_owned();
+        Ok(CommandOutput {
+            code: status.code(),
+            stdout: text(stdout),
+            stderr: text(stderr),
+        })
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut entries = std::fs::read_dir(path)?
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<io::Result<Vec<_>>>()?;
+        entries.sort();
+        Ok(entries)
+    }
+
+    fn symlink_metadata(&self, path: &Path) -> io::Result<FileInfo> {
+        let metadata = std::fs::symlink_metadata(path)?;
+        let file_type = metadata.file_type();
+        let kind = if file_type.is_symlink() {
+            FileKind::Symlink
+        } else if file_type.is_dir() {
+            FileKind::Dir
+        } else if file_type.is_file() {
+            FileKind::File
+        } else {
+            FileKind::Other
+        };
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|time| Timestamp::try_from(time).ok());
+        #[cfg(unix)]
+        let (mode, uid) = {
+            use std::os::unix::fs::MetadataExt;
+            (Some(metadata.mode() & 0o7777), Some(metadata.uid()))
+        };
+        #[cfg(not(unix))]
+        let (mode, uid) = (None, None);
+        Ok(FileInfo {
+            kind,
+            mode,
+            uid,
+            len: metadata.len(),
+            modified,
+        })
+    }
+
+    fn is_privileged(&self) -> bool {
+        #[cfg(unix)]
+        {
+            rustix::process::geteuid().is_root()
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}

@@ -1,0 +1,1 @@
+//! Tests for the disk_encryption probe, filled by its owner.

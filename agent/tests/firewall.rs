@@ -1,0 +1,1 @@
+//! Tests for the firewall probe, filled by its owner.

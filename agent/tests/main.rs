@@ -1,0 +1,7 @@
+//! The agent's integration tests: one binary, one module per area.
+
+mod disk_encryption;
+mod firewall;
+mod os_updates;
+mod ssh_keys;
+mod ssh_server;

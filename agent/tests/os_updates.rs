@@ -1,0 +1,1 @@
+//! Tests for the os_updates probe, filled by its owner.

@@ -1,0 +1,1 @@
+//! Tests for the ssh_keys probe, filled by its owner.

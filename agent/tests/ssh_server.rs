@@ -1,0 +1,1 @@
+//! Tests for the ssh_server probe, filled by its owner.

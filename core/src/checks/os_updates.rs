@@ -1,0 +1,234 @@
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use jiff::Timestamp;
+use toml::Spanned;
+
+use super::parts::Parts;
+use super::{Assessment, Check, CheckId, Common, check_policy};
+use crate::facts::{Facts, Observed, OsFamily};
+use crate::policy::Grace;
+use crate::version::Version;
+
+check_policy! {
+    /// `[checks.os-updates]`
+    OsUpdatesPolicy => CheckId::OsUpdates, {
+        /// Minimum OS version by OS id (`macos`, `windows`, `ubuntu`, `debian`, `fedora`, …).
+        #[serde(default)]
+        min_version: BTreeMap<String, Spanned<String>>,
+        /// How many pending security updates are tolerated.
+        #[serde(default)]
+        max_pending_security: u32,
+        /// Updates must install on their own.
+        #[serde(default = "yes")]
+        require_automatic: bool,
+        /// Package metadata older than this makes the pending count unknown.
+        #[serde(default = "two_weeks")]
+        stale_metadata_after: Option<Grace>,
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn two_weeks() -> Option<Grace> {
+    Some(Grace(jiff::SignedDuration::from_hours(14 * 24)))
+}
+
+impl Check for OsUpdatesPolicy {
+    fn id(&self) -> CheckId {
+        Self::ID
+    }
+
+    fn common(&self) -> Common<'_> {
+        self.common_settings()
+    }
+
+    fn validate(&self) -> Result<(), (Range<usize>, String)> {
+        for (os, minimum) in &self.min_version {
+            minimum
+                .get_ref()
+                .parse::<Version>()
+                .map_err(|error| (minimum.span(), format!("min-version.{os}: {error}")))?;
+        }
+        Ok(())
+    }
+
+    fn assess(&self, facts: &Facts, now: Timestamp) -> Assessment {
+        let family = facts.host.os.family;
+        let mut parts = Parts::default();
+        self.assess_version(facts, &mut parts);
+        match &facts.os_updates {
+            Observed::Unknown { reason } => parts.unknown(format!("updates: {reason}"), reason.clone()),
+            Observed::Observed(updates) => {
+                match &updates.pending {
+                    Observed::Unknown { reason } => {
+                        parts.unknown(format!("pending updates unknown: {reason}"), reason.clone())
+                    }
+                    Observed::Observed(pending) => {
+                        let stale = match (self.stale_metadata_after, pending.metadata_updated) {
+                            (Some(limit), Some(updated)) if now.duration_since(updated) > limit.0 => {
+                                Some(updated)
+                            }
+                            _ => None,
+                        };
+                        parts.evidence.push(format!(
+                            "{}: {} pending, {} security, {} held back",
+                            pending.manager, pending.total, pending.security, pending.held_back
+                        ));
+                        if let Some(updated) = stale {
+                            parts.unknown(
+                                format!(
+                                    "package lists last refreshed {}, too old to trust",
+                                    updated.strftime("%Y-%m-%d")
+                                ),
+                                refresh_command(&pending.manager),
+                            );
+                        } else if pending.security > self.max_pending_security {
+                            let names = if pending.security_packages.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", abbreviate(&pending.security_packages, 5))
+                            };
+                            parts.fail(
+                                format!(
+                                    "{} security update{} pending{names}",
+                                    pending.security,
+                                    plural(pending.security)
+                                ),
+                                install_command(family, &pending.manager),
+                            );
+                        } else {
+                            parts.pass(if pending.security == 0 {
+                                "no security updates pending".to_owned()
+                            } else {
+                                format!("{} security updates pending (allowed)", pending.security)
+                            });
+                        }
+                    }
+                }
+                match &updates.automatic {
+                    Observed::Unknown { reason } if self.require_automatic => parts.unknown(
+                        format!("automatic updates unknown: {reason}"),
+                        reason.clone(),
+                    ),
+                    Observed::Unknown { .. } => {}
+                    Observed::Observed(automatic) => {
+                        parts.evidence.push(format!(
+                            "automatic updates {} ({})",
+                            if automatic.enabled { "on" } else { "off" },
+                            automatic.mechanism
+                        ));
+                        if self.require_automatic && !automatic.enabled {
+                            parts.fail("automatic updates are off".to_owned(), automatic_command(family, facts));
+                        }
+                    }
+                }
+            }
+        }
+        parts.finish()
+    }
+}
+
+impl OsUpdatesPolicy {
+    fn assess_version(&self, facts: &Facts, parts: &mut Parts) {
+        let os = &facts.host.os;
+        parts.evidence.push(format!(
+            "{} {}{}",
+            os.name,
+            os.version.as_deref().unwrap_or("(no version)"),
+            os.build.as_deref().map(|build| format!(" build {build}")).unwrap_or_default()
+        ));
+        let Some(minimum) = self.min_version.get(&os.id) else {
+            return;
+        };
+        let Ok(minimum) = minimum.get_ref().parse::<Version>() else {
+            return;
+        };
+        match os.version.as_deref().and_then(Version::lenient) {
+            None => parts.unknown(
+                format!("could not read the {} version to compare with the minimum {minimum}", os.name),
+                "Run `shipshape facts` and send the output to IT.".to_owned(),
+            ),
+            Some(version) if version < minimum => parts.fail(
+                format!("{} {version} is older than the minimum {minimum}", os.name),
+                upgrade_command(os.family, &os.id, &minimum),
+            ),
+            Some(version) => parts.pass(format!("{} {version} meets the minimum {minimum}", os.name)),
+        }
+    }
+}
+
+fn plural(count: u32) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+fn abbreviate(names: &[String], most: usize) -> String {
+    if names.len() <= most {
+        names.join(", ")
+    } else {
+        format!("{}, and {} more", names[..most].join(", "), names.len() - most)
+    }
+}
+
+fn refresh_command(manager: &str) -> String {
+    match manager {
+        "apt" => "Refresh the package lists: `sudo apt update`.".to_owned(),
+        "dnf" => "Refresh the metadata: `sudo dnf makecache`.".to_owned(),
+        "zypper" => "Refresh the repositories: `sudo zypper refresh`.".to_owned(),
+        "pacman" => "Refresh the package databases: `sudo pacman -Sy` (then upgrade with `sudo pacman -Su`).".to_owned(),
+        other => format!("Refresh {other}'s update metadata, then run `shipshape check` again."),
+    }
+}
+
+fn install_command(family: OsFamily, manager: &str) -> String {
+    match (family, manager) {
+        (OsFamily::Macos, _) => "Install updates: System Settings → General → Software Update \
+             (or `sudo softwareupdate --install --recommended --restart`)."
+            .to_owned(),
+        (OsFamily::Windows, _) => "Install updates: Settings → Windows Update → Check for updates, then restart.".to_owned(),
+        (OsFamily::Linux, "apt") => "Install them: `sudo apt update && sudo apt upgrade`, then reboot if asked.".to_owned(),
+        (OsFamily::Linux, "dnf") => "Install them: `sudo dnf upgrade --security`, then reboot if the kernel changed.".to_owned(),
+        (OsFamily::Linux, "zypper") => "Install them: `sudo zypper patch --category security`.".to_owned(),
+        (OsFamily::Linux, "pacman") => "Install them: `sudo pacman -Syu`, then reboot if the kernel changed.".to_owned(),
+        (OsFamily::Linux, other) => format!("Install the pending updates with {other}, then reboot if asked."),
+    }
+}
+
+fn upgrade_command(family: OsFamily, id: &str, minimum: &Version) -> String {
+    match (family, id) {
+        (OsFamily::Macos, _) => format!(
+            "Upgrade macOS to {minimum} or later: System Settings → General → Software Update."
+        ),
+        (OsFamily::Windows, _) => format!(
+            "Upgrade Windows to build {minimum} or later: Settings → Windows Update (feature updates)."
+        ),
+        (OsFamily::Linux, "ubuntu") => format!("Upgrade to Ubuntu {minimum} or later: `sudo do-release-upgrade`."),
+        (OsFamily::Linux, "fedora") => format!(
+            "Upgrade to Fedora {minimum} or later: `sudo dnf system-upgrade download --releasever={minimum}`, then `sudo dnf system-upgrade reboot`."
+        ),
+        (OsFamily::Linux, _) => format!(
+            "Upgrade the distribution to {minimum} or later following its release notes; ask IT if unsure."
+        ),
+    }
+}
+
+fn automatic_command(family: OsFamily, facts: &Facts) -> String {
+    match family {
+        OsFamily::Macos => "Turn on automatic updates: System Settings → General → Software Update → Automatic Updates \
+             → turn on every switch."
+            .to_owned(),
+        OsFamily::Windows => "Turn on automatic updates: Settings → Windows Update → Advanced options; if a setting says \
+             it is managed by your organisation, ask IT."
+            .to_owned(),
+        OsFamily::Linux => match facts.host.os.id.as_str() {
+            "fedora" | "rhel" | "centos" | "rocky" | "almalinux" => {
+                "Turn on automatic updates: `sudo dnf install dnf-automatic && sudo systemctl enable --now dnf-automatic-install.timer`."
+                    .to_owned()
+            }
+            _ => "Turn on automatic security updates: `sudo apt install unattended-upgrades && sudo dpkg-reconfigure -plow unattended-upgrades`."
+                .to_owned(),
+        },
+    }
+}
