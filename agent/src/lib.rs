@@ -4,5 +4,8 @@
 pub mod cli;
 pub mod exit;
 pub mod output;
+pub mod paths;
+pub mod policy_source;
 pub mod probes;
+pub mod state;
 pub mod system;

@@ -72,7 +72,7 @@ pub struct Finding {
     pub summary: String,
     /// The facts the verdict rests on.
     pub evidence: Vec<String>,
-    /// How to fix it on this very OS; present when the check did not pass.
+    /// How to fix it on this very OS, when there is more to do than the summary says.
     pub remediation: Option<String>,
 }
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 /// A version of dot-separated numeric components; missing components count as 0,
 /// so `14` = `14.0` = `14.0.0`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Version(Vec<u64>);
 
 /// A version string that is not dot-separated numbers.
@@ -56,6 +56,14 @@ impl Ord for Version {
             .unwrap_or(Ordering::Equal)
     }
 }
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Version {}
 
 impl PartialOrd for Version {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {

@@ -280,9 +280,10 @@ pub(crate) fn observed<'a, T>(
 ) -> Result<&'a T, Assessment> {
     match fact {
         Observed::Observed(value) => Ok(value),
-        Observed::Unknown { reason } => Err(Assessment::unknown(
+        Observed::Unknown { reason } => Err(Assessment::new(
+            Outcome::Unknown,
             format!("could not tell {what}: {reason}"),
-            reason.clone(),
+            None,
         )),
     }
 }

@@ -1,0 +1,58 @@
+//! Where the agent keeps its configuration and state.
+
+use std::path::{Path, PathBuf};
+
+/// The agent's directories: system-wide when privileged, per-user otherwise.
+/// `SHIPSHAPE_CONFIG_DIR` and `SHIPSHAPE_STATE_DIR` override them (packaging, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn discover(privileged: bool) -> Self {
+        let (config_dir, state_dir) = if privileged {
+            system_dirs()
+        } else {
+            user_dirs().unwrap_or_else(system_dirs)
+        };
+        Paths {
+            config_dir: std::env::var_os("SHIPSHAPE_CONFIG_DIR").map_or(config_dir, PathBuf::from),
+            state_dir: std::env::var_os("SHIPSHAPE_STATE_DIR").map_or(state_dir, PathBuf::from),
+        }
+    }
+
+    /// A policy IT placed on this machine; it wins over the server's cached one.
+    pub fn configured_policy(&self) -> PathBuf {
+        self.config_dir.join("policy.toml")
+    }
+
+    /// The last valid policy received from the server.
+    pub fn cached_policy(&self) -> PathBuf {
+        self.state_dir.join("policy-cache.toml")
+    }
+
+    /// When each failing check was first seen failing, for grace periods.
+    pub fn grace_state(&self) -> PathBuf {
+        self.state_dir.join("failing-since.json")
+    }
+}
+
+fn system_dirs() -> (PathBuf, PathBuf) {
+    if cfg!(target_os = "macos") {
+        let base = Path::new("/Library/Application Support/Shipshape");
+        (base.to_owned(), base.to_owned())
+    } else if cfg!(windows) {
+        let base = std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
+        (base.join("Shipshape"), base.join("Shipshape"))
+    } else {
+        (PathBuf::from("/etc/shipshape"), PathBuf::from("/var/lib/shipshape"))
+    }
+}
+
+fn user_dirs() -> Option<(PathBuf, PathBuf)> {
+    let dirs = directories::ProjectDirs::from("", "", "shipshape")?;
+    let state = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir());
+    Some((dirs.config_dir().to_owned(), state.to_owned()))
+}
