@@ -86,3 +86,6 @@ pub fn evaluate(policy: &Policy, facts: &Facts, now: Timestamp, failing_since: &
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
