@@ -1,0 +1,174 @@
+//! `nft -j list ruleset`: the kernel's nftables ruleset as JSON (libnftables
+//! JSON schema 1), which also holds the rules of iptables-nft.
+
+use serde_json::{Map, Value};
+
+use super::ParseError;
+use super::rules::{BaseChain, Chains, Filtering, Rule, Step, set_aside};
+
+/// Statements that only let some packets through to the rule's verdict.
+const CONDITIONS: &[&str] = &[
+    "match", "limit", "quota", "ct count", "vmap", "synproxy", "fwd",
+];
+
+/// Statements that act on a packet but let it continue.
+const SIDE_EFFECTS: &[&str] = &[
+    "counter",
+    "log",
+    "mangle",
+    "set",
+    "map",
+    "notrack",
+    "ct helper",
+    "ct timeout",
+    "ct expectation",
+    "snat",
+    "dnat",
+    "masquerade",
+    "redirect",
+    "tproxy",
+    "secmark",
+    "dup",
+    "meter",
+];
+
+/// Judges a ruleset: which `filter` chains on the `input` hook of the ip, ip6
+/// and inet families drop unsolicited traffic.
+pub fn parse_nft_ruleset(json: &str) -> Result<Filtering, ParseError> {
+    let document: Value = serde_json::from_str(json)
+        .map_err(|error| ParseError::new("nft", format!("not JSON: {error}")))?;
+    let items = document
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ParseError::new("nft", "no \"nftables\" array"))?;
+    let mut chains = Chains::default();
+    let mut bases = Vec::new();
+    let mut set_aside_notes = Vec::new();
+    for item in items {
+        if let Some(chain) = item.get("chain").and_then(Value::as_object) {
+            let (family, table, name) = names(chain)?;
+            let key = format!("{family} {table}");
+            chains
+                .tables
+                .entry(key.clone())
+                .or_default()
+                .entry(name.to_owned())
+                .or_default();
+            let on_input = str_field(chain, "hook") == Some("input")
+                && str_field(chain, "type") == Some("filter")
+                && matches!(family, "ip" | "ip6" | "inet");
+            if !on_input {
+                continue;
+            }
+            if let Some(owner) = set_aside(table).or_else(|| set_aside(name)) {
+                set_aside_notes.push(format!(
+                    "set aside input chain {family} {table} {name} ({owner})"
+                ));
+                continue;
+            }
+            bases.push(BaseChain {
+                label: format!("{family} {table} {name}"),
+                table: key,
+                name: name.to_owned(),
+                policy_drop: str_field(chain, "policy") == Some("drop"),
+            });
+        } else if let Some(rule) = item.get("rule").and_then(Value::as_object) {
+            let (family, table, _) = names(rule)?;
+            let chain = str_field(rule, "chain")
+                .ok_or_else(|| ParseError::new("nft", "a rule without a chain"))?;
+            let expr = rule.get("expr").and_then(Value::as_array).ok_or_else(|| {
+                ParseError::new("nft", format!("rule in chain {chain} without \"expr\""))
+            })?;
+            chains
+                .tables
+                .entry(format!("{family} {table}"))
+                .or_default()
+                .entry(chain.to_owned())
+                .or_default()
+                .push(reduce(expr));
+        }
+    }
+    if bases.is_empty() && set_aside_notes.is_empty() {
+        set_aside_notes
+            .push("the nftables ruleset has no filter chain on the input hook".to_owned());
+    }
+    let mut filtering = chains.judge(&bases, "nftables");
+    filtering.notes.extend(set_aside_notes);
+    Ok(filtering)
+}
+
+fn str_field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    object.get(key).and_then(Value::as_str)
+}
+
+/// Family, table and name of a chain or rule object.
+fn names(object: &Map<String, Value>) -> Result<(&str, &str, &str), ParseError> {
+    match (str_field(object, "family"), str_field(object, "table")) {
+        (Some(family), Some(table)) => {
+            Ok((family, table, str_field(object, "name").unwrap_or_default()))
+        }
+        _ => Err(ParseError::new(
+            "nft",
+            "a chain or rule without family and table",
+        )),
+    }
+}
+
+/// A rule's statements reduced to its conditions and its first verdict.
+fn reduce(expr: &[Value]) -> Rule {
+    let mut rule = Rule {
+        conditional: false,
+        uncertain: false,
+        step: Step::Continue,
+    };
+    for statement in expr {
+        let Some((kind, body)) = statement
+            .as_object()
+            .and_then(|object| object.iter().next())
+        else {
+            rule.uncertain = true;
+            continue;
+        };
+        let step = match kind.as_str() {
+            "accept" | "queue" => Step::Accept,
+            "drop" | "reject" => Step::Drop,
+            "return" => Step::Return,
+            "jump" | "goto" => {
+                let target = body
+                    .get("target")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if kind == "jump" {
+                    Step::Jump(target)
+                } else {
+                    Step::Goto(target)
+                }
+            }
+            "continue" => Step::Continue,
+            "xt" => match (
+                body.get("type").and_then(Value::as_str),
+                body.get("name").and_then(Value::as_str),
+            ) {
+                (Some("target"), Some("REJECT")) => Step::Drop,
+                (Some("target"), _) => continue,
+                _ => {
+                    rule.conditional = true;
+                    continue;
+                }
+            },
+            kind if CONDITIONS.contains(&kind) => {
+                rule.conditional = true;
+                continue;
+            }
+            kind if SIDE_EFFECTS.contains(&kind) => continue,
+            _ => {
+                rule.uncertain = true;
+                continue;
+            }
+        };
+        rule.step = step;
+        break;
+    }
+    rule
+}
