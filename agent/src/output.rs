@@ -129,7 +129,7 @@ fn verdict(out: &mut impl Write, report: &CheckReport) -> io::Result<()> {
                 .collect();
             writeln!(
                 out,
-                "{RED}✗ Leaky{RED:#}: {} leak{} ({}){notes}. Follow the → steps above, then run `shipshape check` again.",
+                "{RED}✗ Leaky{RED:#}: {} leak{}: {}{notes}. Follow the → steps above, then run `shipshape check` again.",
                 leaks.len(),
                 if leaks.len() == 1 { "" } else { "s" },
                 leaks.join(", ")

@@ -1,7 +1,9 @@
 //! The agent's integration tests: one binary, one module per area.
 
+mod cli;
 mod disk_encryption;
 mod firewall;
 mod os_updates;
+mod output;
 mod ssh_keys;
 mod ssh_server;
