@@ -19,6 +19,13 @@ fn fixture(relative: &str) -> String {
     fixture_body(&text).to_owned()
 }
 
+/// Snapshots under the same name whether this file runs inside `main` or on its own.
+fn snapshot(name: String, fact: Observed<Firewall>) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_json_snapshot!(name, fact));
+}
+
 /// One line a person can compare with the fixture's `# expect:`.
 fn summary(fact: &Observed<Firewall>) -> String {
     let Some(firewall) = fact.value() else {
@@ -192,7 +199,7 @@ fn linux_fixtures() {
     for (case, system, expected) in linux_cases() {
         let fact = firewall::probe(&system);
         assert_eq!(summary(&fact), expected, "{case}: {fact:#?}");
-        insta::assert_json_snapshot!(format!("firewall-linux-{case}"), fact);
+        snapshot(format!("firewall-linux-{case}"), fact);
     }
 }
 
@@ -372,7 +379,7 @@ fn macos_probe() {
     for (case, system, expected) in cases {
         let fact = firewall::probe(&system);
         assert_eq!(summary(&fact), expected, "{case}");
-        insta::assert_json_snapshot!(format!("firewall-macos-{case}"), fact);
+        snapshot(format!("firewall-macos-{case}"), fact);
     }
 }
 
@@ -399,9 +406,9 @@ fn windows_fixtures() {
             let fact = firewall::probe(&system);
             assert_eq!(summary(&fact), *expected, "{file} ({line_ending})");
             if line_ending == "lf" {
-                insta::assert_json_snapshot!(
+                snapshot(
                     format!("firewall-windows-{}", file.trim_end_matches(".txt")),
-                    fact
+                    fact,
                 );
             }
         }
