@@ -99,7 +99,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Policy(PolicyCommand::Validate { file }) => {
             let loaded = policy_source::from_file(&file, Timestamp::now())?;
             let policy = &loaded.policy;
-            let checks: Vec<&str> = policy.checks.iter().map(|check| check.id().as_str()).collect();
+            let checks: Vec<&str> = policy
+                .checks
+                .iter()
+                .map(|check| check.id().as_str())
+                .collect();
             println!(
                 "{}: valid policy `{}`: {} check{} ({}), leaky at {} and above, {} exception{}",
                 file.display(),
@@ -109,7 +113,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 checks.join(", "),
                 policy.leak_severity,
                 policy.exceptions.len(),
-                if policy.exceptions.len() == 1 { "" } else { "s" },
+                if policy.exceptions.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
             );
             Ok(exit::SHIPSHAPE)
         }
@@ -130,7 +138,10 @@ fn check(system: &dyn System, paths: &Paths, args: CheckArgs) -> anyhow::Result<
     let policy = &loaded.policy;
     for id in &args.only {
         if policy.checks.get(*id).is_none() {
-            anyhow::bail!("policy `{}` does not run the check `{id}` given to --only", policy.name);
+            anyhow::bail!(
+                "policy `{}` does not run the check `{id}` given to --only",
+                policy.name
+            );
         }
     }
     let mut wanted = wanted(&args.only);

@@ -28,22 +28,44 @@ pub fn human(out: &mut impl Write, report: &CheckReport) -> io::Result<()> {
         report.policy.name,
         report.policy.source,
         host.os.name,
-        host.os.version.as_deref().map(|version| {
-            if host.os.name.contains(version) { String::new() } else { format!(" {version}") }
-        }).unwrap_or_default(),
+        host.os
+            .version
+            .as_deref()
+            .map(|version| {
+                if host.os.name.contains(version) {
+                    String::new()
+                } else {
+                    format!(" {version}")
+                }
+            })
+            .unwrap_or_default(),
     )?;
     writeln!(
         out,
         "{DIM}host {} · {}{DIM:#}",
-        if host.hostname.is_empty() { "(unnamed)" } else { &host.hostname },
-        report.checked_at.to_zoned(TimeZone::UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if host.hostname.is_empty() {
+            "(unnamed)"
+        } else {
+            &host.hostname
+        },
+        report
+            .checked_at
+            .to_zoned(TimeZone::UTC)
+            .strftime("%Y-%m-%d %H:%M UTC")
     )?;
     writeln!(out)?;
-    let width = report.findings.iter().map(|finding| title(finding).chars().count()).max().unwrap_or(0);
+    let width = report
+        .findings
+        .iter()
+        .map(|finding| title(finding).chars().count())
+        .max()
+        .unwrap_or(0);
     for finding in &report.findings {
         let (mark, style) = mark(finding.status);
         let tag = match finding.status {
-            Status::Fail | Status::Unknown | Status::Warn => format!("  {DIM}[{}]{DIM:#}", finding.severity),
+            Status::Fail | Status::Unknown | Status::Warn => {
+                format!("  {DIM}[{}]{DIM:#}", finding.severity)
+            }
             _ => String::new(),
         };
         writeln!(
@@ -52,7 +74,10 @@ pub fn human(out: &mut impl Write, report: &CheckReport) -> io::Result<()> {
             title(finding),
             finding.summary
         )?;
-        if matches!(finding.status, Status::Fail | Status::Warn | Status::Unknown) {
+        if matches!(
+            finding.status,
+            Status::Fail | Status::Warn | Status::Unknown
+        ) {
             if let Some(remediation) = &finding.remediation {
                 for line in remediation.lines() {
                     writeln!(out, "      {style}→{style:#} {line}")?;
@@ -83,7 +108,13 @@ fn mark(status: Status) -> (&'static str, Style) {
 }
 
 fn verdict(out: &mut impl Write, report: &CheckReport) -> io::Result<()> {
-    let count = |status: Status| report.findings.iter().filter(|finding| finding.status == status).count();
+    let count = |status: Status| {
+        report
+            .findings
+            .iter()
+            .filter(|finding| finding.status == status)
+            .count()
+    };
     let mut notes = Vec::new();
     let warnings = count(Status::Warn);
     if warnings > 0 {
@@ -109,7 +140,11 @@ fn verdict(out: &mut impl Write, report: &CheckReport) -> io::Result<()> {
     if excepted > 0 {
         notes.push(format!("{excepted} excepted"));
     }
-    let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join(", "))
+    };
     match report.verdict {
         Verdict::Shipshape => {
             let passed = count(Status::Pass);

@@ -44,10 +44,14 @@ fn system_dirs() -> (PathBuf, PathBuf) {
         let base = Path::new("/Library/Application Support/Shipshape");
         (base.to_owned(), base.to_owned())
     } else if cfg!(windows) {
-        let base = std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
+        let base = std::env::var_os("ProgramData")
+            .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
         (base.join("Shipshape"), base.join("Shipshape"))
     } else {
-        (PathBuf::from("/etc/shipshape"), PathBuf::from("/var/lib/shipshape"))
+        (
+            PathBuf::from("/etc/shipshape"),
+            PathBuf::from("/var/lib/shipshape"),
+        )
     }
 }
 

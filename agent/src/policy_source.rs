@@ -23,10 +23,14 @@ pub struct Loaded {
 
 /// Reads and validates a policy file; errors name the file, line and column.
 pub fn from_file(path: &Path, now: Timestamp) -> anyhow::Result<Loaded> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("could not read policy {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read policy {}", path.display()))?;
     let origin = path.display().to_string();
     let policy = Policy::parse(&text, &origin, today(now))?;
-    Ok(Loaded { policy, source: origin })
+    Ok(Loaded {
+        policy,
+        source: origin,
+    })
 }
 
 /// The policy this run uses.

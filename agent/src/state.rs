@@ -56,14 +56,16 @@ impl GraceState {
     /// Writes the state atomically: a crash leaves the old file or the new one, never half of one.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let dir = path.parent().context("state path has no directory")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
         let temporary = path.with_extension("json.tmp");
-        let mut file =
-            std::fs::File::create(&temporary).with_context(|| format!("could not write {}", temporary.display()))?;
+        let mut file = std::fs::File::create(&temporary)
+            .with_context(|| format!("could not write {}", temporary.display()))?;
         serde_json::to_writer_pretty(&mut file, &self.since)?;
         file.write_all(b"\n")?;
         file.sync_all()?;
-        std::fs::rename(&temporary, path).with_context(|| format!("could not replace {}", path.display()))?;
+        std::fs::rename(&temporary, path)
+            .with_context(|| format!("could not replace {}", path.display()))?;
         Ok(())
     }
 }

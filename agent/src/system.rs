@@ -92,7 +92,8 @@ pub trait System: Send + Sync {
 
     /// A file read as text (invalid UTF-8 replaced).
     fn read_to_string(&self, path: &Path) -> io::Result<String> {
-        self.read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        self.read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// The first of `candidates` (absolute paths) that exists as a file.

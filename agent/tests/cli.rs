@@ -21,7 +21,9 @@ fn policy_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
 }
 
 #[test]
@@ -48,7 +50,9 @@ fn shipped_policies_validate() {
             .arg(repo_file(policy))
             .assert()
             .success()
-            .stdout(predicate::str::contains("valid policy").and(predicate::str::contains("5 checks")));
+            .stdout(
+                predicate::str::contains("valid policy").and(predicate::str::contains("5 checks")),
+            );
     }
 }
 
@@ -85,7 +89,10 @@ fn bad_policies_exit_2_with_file_line_and_column_and_run_nothing() {
                 .stderr(predicate::str::contains(expected));
         }
     }
-    assert!(!dir.path().join("failing-since.json").exists(), "a bad policy must not run any check");
+    assert!(
+        !dir.path().join("failing-since.json").exists(),
+        "a bad policy must not run any check"
+    );
 }
 
 #[test]
@@ -95,19 +102,27 @@ fn missing_policy_file_and_bad_only_exit_2() {
         .args(["check", "--policy", "/nonexistent/policy.toml"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("could not read policy /nonexistent/policy.toml"));
+        .stderr(predicate::str::contains(
+            "could not read policy /nonexistent/policy.toml",
+        ));
     shipshape(dir.path())
         .args(["check", "--only", "antivirus"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("unknown check `antivirus`"));
-    let only_firewall = policy_file(dir.path(), "fw.toml", "[checks.firewall]\nseverity = \"high\"\n");
+    let only_firewall = policy_file(
+        dir.path(),
+        "fw.toml",
+        "[checks.firewall]\nseverity = \"high\"\n",
+    );
     shipshape(dir.path())
         .args(["check", "--only", "ssh-keys", "--policy"])
         .arg(&only_firewall)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("does not run the check `ssh-keys`"));
+        .stderr(predicate::str::contains(
+            "does not run the check `ssh-keys`",
+        ));
 }
 
 fn os_release_id() -> String {
@@ -120,13 +135,16 @@ fn os_release_id() -> String {
 
 fn check_json(dir: &Path, policy: &Path, only: &[&str]) -> (i32, serde_json::Value) {
     let mut command = shipshape(dir);
-    command.args(["check", "--format", "json", "--policy"]).arg(policy);
+    command
+        .args(["check", "--format", "json", "--policy"])
+        .arg(policy);
     for id in only {
         command.args(["--only", id]);
     }
     let output = command.output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let json = serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"));
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"));
     (output.status.code().unwrap(), json)
 }
 
@@ -156,7 +174,12 @@ fn json_schema_and_exit_code_follow_the_verdict() {
     assert_eq!(finding["status"], "fail");
     assert_eq!(finding["severity"], "high");
     assert_eq!(finding["leak"], true);
-    assert!(finding["summary"].as_str().unwrap().contains("older than the minimum 9999"));
+    assert!(
+        finding["summary"]
+            .as_str()
+            .unwrap()
+            .contains("older than the minimum 9999")
+    );
     assert!(finding["evidence"].is_array());
     assert!(finding["remediation"].is_string());
     assert_eq!(report["findings"].as_array().unwrap().len(), 1);
@@ -183,13 +206,26 @@ fn json_schema_and_exit_code_follow_the_verdict() {
 #[test]
 fn facts_prints_every_group_as_json() {
     let dir = tempfile::tempdir().unwrap();
-    let output = shipshape(dir.path()).args(["facts", "--only", "firewall"]).output().unwrap();
+    let output = shipshape(dir.path())
+        .args(["facts", "--only", "firewall"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let facts: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    for group in ["host", "disk_encryption", "os_updates", "firewall", "ssh_keys", "ssh_server"] {
+    for group in [
+        "host",
+        "disk_encryption",
+        "os_updates",
+        "firewall",
+        "ssh_keys",
+        "ssh_server",
+    ] {
         assert!(facts.get(group).is_some(), "missing {group}");
     }
-    assert_eq!(facts["ssh_keys"]["unknown"]["reason"], "not collected in this run");
+    assert_eq!(
+        facts["ssh_keys"]["unknown"]["reason"],
+        "not collected in this run"
+    );
 }
 
 #[test]
@@ -197,9 +233,21 @@ fn human_output_has_a_header_a_line_per_check_and_a_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let output = shipshape(dir.path()).args(["check"]).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(stdout.starts_with("Shipshape check · policy default (built-in)"), "{stdout}");
-    assert!(!stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
-    for title in ["Disk encryption", "OS updates", "Firewall", "SSH keys", "SSH server"] {
+    assert!(
+        stdout.starts_with("Shipshape check · policy default (built-in)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "no colour when stdout is not a terminal"
+    );
+    for title in [
+        "Disk encryption",
+        "OS updates",
+        "Firewall",
+        "SSH keys",
+        "SSH server",
+    ] {
         assert!(stdout.contains(title), "missing {title}: {stdout}");
     }
     let code = output.status.code().unwrap();

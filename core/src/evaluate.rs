@@ -21,7 +21,12 @@ pub type FailingSince = BTreeMap<CheckId, Timestamp>;
 /// an unexpired exception for the host turns fail, warn and unknown into
 /// `excepted`. A finding leaks when it fails (or is unknown under the `leak`
 /// treatment) at or above the policy's leak severity.
-pub fn evaluate(policy: &Policy, facts: &Facts, now: Timestamp, failing_since: &FailingSince) -> Vec<Finding> {
+pub fn evaluate(
+    policy: &Policy,
+    facts: &Facts,
+    now: Timestamp,
+    failing_since: &FailingSince,
+) -> Vec<Finding> {
     let today = now.to_zoned(TimeZone::UTC).date();
     policy
         .checks
@@ -30,7 +35,10 @@ pub fn evaluate(policy: &Policy, facts: &Facts, now: Timestamp, failing_since: &
             let id = check.id();
             let common = check.common();
             let family = facts.host.os.family;
-            if common.platforms.is_some_and(|platforms| !platforms.contains(&family)) {
+            if common
+                .platforms
+                .is_some_and(|platforms| !platforms.contains(&family))
+            {
                 return Finding {
                     check: id.to_string(),
                     status: Status::Skipped,
@@ -59,7 +67,10 @@ pub fn evaluate(policy: &Policy, facts: &Facts, now: Timestamp, failing_since: &
                 if let Some(grace) = common.grace {
                     let since = failing_since.get(&id).copied().unwrap_or(now);
                     let deadline = since.checked_add(grace.0).unwrap_or(since);
-                    summary = format!("{summary} (grace until {})", deadline.strftime("%Y-%m-%d %H:%M UTC"));
+                    summary = format!(
+                        "{summary} (grace until {})",
+                        deadline.strftime("%Y-%m-%d %H:%M UTC")
+                    );
                 }
             }
             if status != Status::Pass {

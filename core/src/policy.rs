@@ -59,7 +59,10 @@ impl Exception {
     pub fn applies(&self, check: CheckId, hostname: &str, today: Date) -> bool {
         self.check == check
             && today <= self.expires
-            && self.hosts.iter().any(|pattern| glob_match(pattern, hostname))
+            && self
+                .hosts
+                .iter()
+                .any(|pattern| glob_match(pattern, hostname))
     }
 }
 
@@ -135,8 +138,8 @@ impl Policy {
                 message,
             }
         };
-        let file: PolicyFile =
-            toml::from_str(text).map_err(|error| locate(error.span(), error.message().to_owned()))?;
+        let file: PolicyFile = toml::from_str(text)
+            .map_err(|error| locate(error.span(), error.message().to_owned()))?;
         file.checks
             .validate()
             .map_err(|(span, message)| locate(Some(span), message))?;
@@ -147,9 +150,10 @@ impl Policy {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|(span, message)| locate(Some(span), message))?;
         let name = file.name.unwrap_or_else(|| {
-            std::path::Path::new(origin)
-                .file_stem()
-                .map_or_else(|| origin.to_owned(), |stem| stem.to_string_lossy().into_owned())
+            std::path::Path::new(origin).file_stem().map_or_else(
+                || origin.to_owned(),
+                |stem| stem.to_string_lossy().into_owned(),
+            )
         });
         Ok(Policy {
             name,
@@ -173,20 +177,37 @@ type Located = (Range<usize>, String);
 
 impl ExceptionFile {
     fn validate(self, checks: &Checks, today: Date) -> Result<Exception, Located> {
-        let check: CheckId = self.check.get_ref().parse().map_err(|message| (self.check.span(), message))?;
+        let check: CheckId = self
+            .check
+            .get_ref()
+            .parse()
+            .map_err(|message| (self.check.span(), message))?;
         if checks.get(check).is_none() {
             return Err((
                 self.check.span(),
                 format!("exception for check `{check}`, which this policy does not run"),
             ));
         }
-        if self.hosts.get_ref().is_empty() || self.hosts.get_ref().iter().any(|host| host.trim().is_empty()) {
-            return Err((self.hosts.span(), "`hosts` must list at least one non-empty hostname".to_owned()));
+        if self.hosts.get_ref().is_empty()
+            || self
+                .hosts
+                .get_ref()
+                .iter()
+                .any(|host| host.trim().is_empty())
+        {
+            return Err((
+                self.hosts.span(),
+                "`hosts` must list at least one non-empty hostname".to_owned(),
+            ));
         }
         if self.reason.get_ref().trim().is_empty() {
-            return Err((self.reason.span(), "`reason` must say why the exception exists".to_owned()));
+            return Err((
+                self.reason.span(),
+                "`reason` must say why the exception exists".to_owned(),
+            ));
         }
-        let expires = exception_date(self.expires.get_ref()).map_err(|message| (self.expires.span(), message))?;
+        let expires = exception_date(self.expires.get_ref())
+            .map_err(|message| (self.expires.span(), message))?;
         if expires < today {
             return Err((
                 self.expires.span(),
@@ -208,7 +229,9 @@ fn exception_date(value: &toml::value::Datetime) -> Result<Date, String> {
     match (value.date, value.time) {
         (Some(date), None) => Date::new(date.year as i16, date.month as i8, date.day as i8)
             .map_err(|error| format!("`expires` is not a real date: {error}")),
-        _ => Err(format!("`expires` must be a plain date such as 2027-03-31, not `{value}`")),
+        _ => Err(format!(
+            "`expires` must be a plain date such as 2027-03-31, not `{value}`"
+        )),
     }
 }
 

@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn lenient_reads_the_leading_version() {
-        assert_eq!(Version::lenient("24.04.1 LTS (Noble Numbat)"), Some(v("24.04.1")));
+        assert_eq!(
+            Version::lenient("24.04.1 LTS (Noble Numbat)"),
+            Some(v("24.04.1"))
+        );
         assert_eq!(Version::lenient("13.4.1"), Some(v("13.4.1")));
         assert_eq!(Version::lenient("rolling"), None);
     }

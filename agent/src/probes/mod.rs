@@ -19,7 +19,11 @@ use crate::system::System;
 
 /// Observes every fact group `wanted` names; the others are unknown, "not collected".
 pub fn collect(system: &dyn System, wanted: &[CheckId]) -> Facts {
-    fn when<T>(wanted: &[CheckId], id: CheckId, probe: impl FnOnce() -> Observed<T>) -> Observed<T> {
+    fn when<T>(
+        wanted: &[CheckId],
+        id: CheckId,
+        probe: impl FnOnce() -> Observed<T>,
+    ) -> Observed<T> {
         if wanted.contains(&id) {
             let started = std::time::Instant::now();
             let fact = probe();
@@ -31,7 +35,9 @@ pub fn collect(system: &dyn System, wanted: &[CheckId]) -> Facts {
     }
     Facts {
         host: host::probe(system),
-        disk_encryption: when(wanted, CheckId::DiskEncryption, || disk_encryption::probe(system)),
+        disk_encryption: when(wanted, CheckId::DiskEncryption, || {
+            disk_encryption::probe(system)
+        }),
         os_updates: when(wanted, CheckId::OsUpdates, || os_updates::probe(system)),
         firewall: when(wanted, CheckId::Firewall, || firewall::probe(system)),
         ssh_keys: when(wanted, CheckId::SshKeys, || ssh_keys::probe(system)),
@@ -46,7 +52,9 @@ pub fn needs_root(what: &str, system: &dyn System) -> String {
     } else {
         match system.os() {
             shipshape_core::facts::OsFamily::Windows => {
-                format!("{what} needs an administrator: run `shipshape check` from an elevated terminal")
+                format!(
+                    "{what} needs an administrator: run `shipshape check` from an elevated terminal"
+                )
             }
             _ => format!("{what} needs root: run `sudo shipshape check` for a full check"),
         }

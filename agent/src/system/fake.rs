@@ -58,7 +58,13 @@ impl FakeSystem {
     }
 
     /// A regular file with a given mode and owner.
-    pub fn file_with(mut self, path: impl Into<PathBuf>, content: impl Into<Vec<u8>>, mode: u32, uid: u32) -> Self {
+    pub fn file_with(
+        mut self,
+        path: impl Into<PathBuf>,
+        content: impl Into<Vec<u8>>,
+        mode: u32,
+        uid: u32,
+    ) -> Self {
         let content = content.into();
         let info = FileInfo {
             kind: FileKind::File,
@@ -95,14 +101,16 @@ impl FakeSystem {
     /// A command with a full output, including a failing exit code or stderr.
     pub fn command_output(mut self, command_line: &str, output: CommandOutput) -> Self {
         self.ensure_program(command_line);
-        self.commands.insert(command_line.to_owned(), FakeCommand::Output(output));
+        self.commands
+            .insert(command_line.to_owned(), FakeCommand::Output(output));
         self
     }
 
     /// A command that never answers, as a hung tool would.
     pub fn command_hangs(mut self, command_line: &str) -> Self {
         self.ensure_program(command_line);
-        self.commands.insert(command_line.to_owned(), FakeCommand::Hangs);
+        self.commands
+            .insert(command_line.to_owned(), FakeCommand::Hangs);
         self
     }
 
@@ -118,25 +126,32 @@ impl FakeSystem {
 
     fn ensure_program(&mut self, command_line: &str) {
         let program = command_line.split(' ').next().unwrap_or_default();
-        self.files.entry(PathBuf::from(program)).or_insert_with(|| FakeFile {
-            content: Vec::new(),
-            info: FileInfo {
-                kind: FileKind::File,
-                mode: Some(0o755),
-                uid: Some(0),
-                len: 0,
-                modified: None,
-            },
-        });
+        self.files
+            .entry(PathBuf::from(program))
+            .or_insert_with(|| FakeFile {
+                content: Vec::new(),
+                info: FileInfo {
+                    kind: FileKind::File,
+                    mode: Some(0o755),
+                    uid: Some(0),
+                    len: 0,
+                    modified: None,
+                },
+            });
     }
 
     fn is_dir(&self, path: &Path) -> bool {
-        self.files.keys().any(|file| file != path && file.starts_with(path))
+        self.files
+            .keys()
+            .any(|file| file != path && file.starts_with(path))
     }
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} does not exist", path.display()),
+    )
 }
 
 impl System for FakeSystem {
@@ -220,4 +235,3 @@ pub fn fixture_body(text: &str) -> &str {
         None => text,
     }
 }
-

@@ -49,7 +49,10 @@ impl System for RealSystem {
             program: program.to_owned(),
             source,
         };
-        #[expect(clippy::disallowed_methods, reason = "this is the one runner every probe goes through")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "this is the one runner every probe goes through"
+        )]
         let mut command = Command::new(program);
         let mut child = command
             .args(args)
@@ -70,7 +73,9 @@ impl System for RealSystem {
                 after: self.timeout,
             });
         };
-        let text = |handle: thread::JoinHandle<Vec<u8>>| String::from_utf8_lossy(&handle.join().unwrap_or_default()).into_owned();
+        let text = |handle: thread::JoinHandle<Vec<u8>>| {
+            String::from_utf8_lossy(&handle.join().unwrap_or_default()).into_owned()
+        };
         Ok(CommandOutput {
             code: status.code(),
             stdout: text(stdout),

@@ -115,7 +115,10 @@ impl FromStr for CheckId {
             .find(|id| id.as_str() == text)
             .ok_or_else(|| {
                 let known: Vec<&str> = CATALOG.iter().map(|info| info.id.as_str()).collect();
-                format!("unknown check `{text}`, expected one of: {}", known.join(", "))
+                format!(
+                    "unknown check `{text}`, expected one of: {}",
+                    known.join(", ")
+                )
             })
     }
 }
@@ -244,7 +247,9 @@ impl Checks {
     /// The configured check with this id, if the policy runs it.
     pub fn get(&self, id: CheckId) -> Option<&dyn Check> {
         fn as_check<T: Check>(section: &Option<Spanned<T>>) -> Option<&dyn Check> {
-            section.as_ref().map(|spanned| spanned.get_ref() as &dyn Check)
+            section
+                .as_ref()
+                .map(|spanned| spanned.get_ref() as &dyn Check)
         }
         match id {
             CheckId::DiskEncryption => as_check(&self.disk_encryption),
@@ -260,7 +265,11 @@ impl Checks {
             match section {
                 Some(spanned) => spanned.get_ref().validate().map_err(|(span, message)| {
                     // A value-level span is relative to nothing we can see; fall back to the table.
-                    if span.is_empty() { (spanned.span(), message) } else { (span, message) }
+                    if span.is_empty() {
+                        (spanned.span(), message)
+                    } else {
+                        (span, message)
+                    }
                 }),
                 None => Ok(()),
             }
@@ -274,10 +283,7 @@ impl Checks {
 }
 
 /// The observed value, or the assessment to give when it is unknown.
-pub(crate) fn observed<'a, T>(
-    fact: &'a Observed<T>,
-    what: &str,
-) -> Result<&'a T, Assessment> {
+pub(crate) fn observed<'a, T>(fact: &'a Observed<T>, what: &str) -> Result<&'a T, Assessment> {
     match fact {
         Observed::Observed(value) => Ok(value),
         Observed::Unknown { reason } => Err(Assessment::new(

@@ -87,8 +87,20 @@ fn shipshape_facts() -> Facts {
         }),
         ssh_keys: Observed::Observed(SshKeys {
             keys: vec![
-                key("/home/anna/.ssh/id_ed25519", "ssh-ed25519", Some(256), true, 0o600),
-                key("/home/anna/.ssh/id_sk", "sk-ssh-ed25519@openssh.com", None, false, 0o600),
+                key(
+                    "/home/anna/.ssh/id_ed25519",
+                    "ssh-ed25519",
+                    Some(256),
+                    true,
+                    0o600,
+                ),
+                key(
+                    "/home/anna/.ssh/id_sk",
+                    "sk-ssh-ed25519@openssh.com",
+                    None,
+                    false,
+                    0o600,
+                ),
             ],
             scanned: vec!["/home/anna/.ssh".into()],
             unreadable: vec![],
@@ -112,14 +124,28 @@ fn default_policy() -> Policy {
 }
 
 fn status_of<'a>(findings: &'a [Finding], check: &str) -> &'a Finding {
-    findings.iter().find(|finding| finding.check == check).unwrap()
+    findings
+        .iter()
+        .find(|finding| finding.check == check)
+        .unwrap()
 }
 
 #[test]
 fn a_shipshape_machine_passes_every_check() {
-    let findings = evaluate(&default_policy(), &shipshape_facts(), now(), &FailingSince::new());
-    let statuses: Vec<(&str, Status)> = findings.iter().map(|f| (f.check.as_str(), f.status)).collect();
-    assert!(statuses.iter().all(|(_, status)| *status == Status::Pass), "{statuses:?}");
+    let findings = evaluate(
+        &default_policy(),
+        &shipshape_facts(),
+        now(),
+        &FailingSince::new(),
+    );
+    let statuses: Vec<(&str, Status)> = findings
+        .iter()
+        .map(|f| (f.check.as_str(), f.status))
+        .collect();
+    assert!(
+        statuses.iter().all(|(_, status)| *status == Status::Pass),
+        "{statuses:?}"
+    );
     assert_eq!(Verdict::of(&findings), Verdict::Shipshape);
 }
 
@@ -157,12 +183,35 @@ fn default_policy_leaks_what_the_issue_says_it_leaks() {
         assert!(finding.remediation.is_some(), "{check} says how to fix it");
     }
     let keys = status_of(&findings, "ssh-keys");
-    assert!(keys.summary.starts_with("4 of 5 keys leak"), "{}", keys.summary);
-    for needle in ["RSA 2048 bits < 3072", "DSA is forbidden", "no passphrase", "mode 0644"] {
-        assert!(keys.summary.contains(needle), "missing {needle}: {}", keys.summary);
+    assert!(
+        keys.summary.starts_with("4 of 5 keys leak"),
+        "{}",
+        keys.summary
+    );
+    for needle in [
+        "RSA 2048 bits < 3072",
+        "DSA is forbidden",
+        "no passphrase",
+        "mode 0644",
+    ] {
+        assert!(
+            keys.summary.contains(needle),
+            "missing {needle}: {}",
+            keys.summary
+        );
     }
-    assert!(keys.remediation.as_deref().unwrap().contains("ssh-keygen -p -f /h/.ssh/id_plain"));
-    assert!(keys.remediation.as_deref().unwrap().contains("chmod 600 /h/.ssh/id_open"));
+    assert!(
+        keys.remediation
+            .as_deref()
+            .unwrap()
+            .contains("ssh-keygen -p -f /h/.ssh/id_plain")
+    );
+    assert!(
+        keys.remediation
+            .as_deref()
+            .unwrap()
+            .contains("chmod 600 /h/.ssh/id_open")
+    );
     assert_eq!(Verdict::of(&findings), Verdict::Leaky);
 }
 
@@ -190,26 +239,38 @@ fn sshd_password_and_root_password_login_leak() {
     ] {
         facts.ssh_server = server;
         let findings = evaluate(&default_policy(), &facts, now(), &FailingSince::new());
-        assert_eq!(status_of(&findings, "ssh-server").status, expected, "{:?}", facts.ssh_server);
+        assert_eq!(
+            status_of(&findings, "ssh-server").status,
+            expected,
+            "{:?}",
+            facts.ssh_server
+        );
     }
 }
 
 #[test]
 fn unknown_leaks_by_default_and_can_be_reported_only() {
     let mut facts = shipshape_facts();
-    facts.firewall = Observed::unknown("`nft` needs root: run `sudo shipshape check` for a full check");
+    facts.firewall =
+        Observed::unknown("`nft` needs root: run `sudo shipshape check` for a full check");
     let findings = evaluate(&default_policy(), &facts, now(), &FailingSince::new());
     let firewall = status_of(&findings, "firewall");
     assert_eq!(firewall.status, Status::Unknown);
     assert!(firewall.leak);
-    assert!(firewall.summary.contains("needs root"), "{}", firewall.summary);
+    assert!(
+        firewall.summary.contains("needs root"),
+        "{}",
+        firewall.summary
+    );
 
     let lenient = policy("unknown = \"report\"\n[checks.firewall]\nseverity = \"high\"\n");
     let findings = evaluate(&lenient, &facts, now(), &FailingSince::new());
     assert!(!findings[0].leak);
     assert_eq!(Verdict::of(&findings), Verdict::Shipshape);
 
-    let per_check = policy("unknown = \"report\"\n[checks.firewall]\nseverity = \"high\"\nunknown = \"leak\"\n");
+    let per_check = policy(
+        "unknown = \"report\"\n[checks.firewall]\nseverity = \"high\"\nunknown = \"leak\"\n",
+    );
     assert!(evaluate(&per_check, &facts, now(), &FailingSince::new())[0].leak);
 }
 
@@ -231,11 +292,24 @@ fn grace_warns_until_it_runs_out() {
     let updates = status_of(&fresh, "os-updates");
     assert_eq!(updates.status, Status::Warn);
     assert!(!updates.leak);
-    assert!(updates.summary.contains("2 security updates pending (openssl, sudo)"), "{}", updates.summary);
-    assert!(updates.summary.contains("grace until 2026-12-08 12:00 UTC"), "{}", updates.summary);
+    assert!(
+        updates
+            .summary
+            .contains("2 security updates pending (openssl, sudo)"),
+        "{}",
+        updates.summary
+    );
+    assert!(
+        updates.summary.contains("grace until 2026-12-08 12:00 UTC"),
+        "{}",
+        updates.summary
+    );
 
     let mut since = FailingSince::new();
-    since.insert(CheckId::OsUpdates, now() - SignedDuration::from_hours(15 * 24));
+    since.insert(
+        CheckId::OsUpdates,
+        now() - SignedDuration::from_hours(15 * 24),
+    );
     let old = evaluate(&policy, &facts, now(), &since);
     let updates = status_of(&old, "os-updates");
     assert_eq!(updates.status, Status::Fail);
@@ -253,13 +327,23 @@ fn stale_metadata_and_old_os_are_judged() {
     let findings = evaluate(&default_policy(), &facts, now(), &FailingSince::new());
     let updates = status_of(&findings, "os-updates");
     assert_eq!(updates.status, Status::Unknown);
-    assert!(updates.remediation.as_deref().unwrap().contains("sudo apt update"));
+    assert!(
+        updates
+            .remediation
+            .as_deref()
+            .unwrap()
+            .contains("sudo apt update")
+    );
 
     let mut facts = shipshape_facts();
     facts.host.os.version = Some("11".into());
     let findings = evaluate(&default_policy(), &facts, now(), &FailingSince::new());
     let updates = status_of(&findings, "os-updates");
-    assert!(updates.summary.contains("older than the minimum 12"), "{}", updates.summary);
+    assert!(
+        updates.summary.contains("older than the minimum 12"),
+        "{}",
+        updates.summary
+    );
 }
 
 #[test]
@@ -301,5 +385,8 @@ fn facts_round_trip_through_json() {
     let facts = shipshape_facts();
     let json = serde_json::to_string(&facts).unwrap();
     assert_eq!(serde_json::from_str::<Facts>(&json).unwrap(), facts);
-    assert!(json.contains(r#""disk_encryption":{"observed":{"volumes":[{"mount_point":"/""#), "{json}");
+    assert!(
+        json.contains(r#""disk_encryption":{"observed":{"volumes":[{"mount_point":"/""#),
+        "{json}"
+    );
 }

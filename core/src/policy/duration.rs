@@ -11,13 +11,16 @@ impl std::str::FromStr for Grace {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = || format!("`{text}` is not a duration: write e.g. \"48h\", \"7d\" or \"2 weeks\"");
+        let invalid =
+            || format!("`{text}` is not a duration: write e.g. \"48h\", \"7d\" or \"2 weeks\"");
         let span: Span = text.trim().parse().map_err(|_| invalid())?;
         let duration = span
             .to_duration(SpanRelativeTo::days_are_24_hours())
             .map_err(|_| invalid())?;
         if duration.is_negative() {
-            return Err(format!("`{text}` is negative: a grace period is at least 0s"));
+            return Err(format!(
+                "`{text}` is negative: a grace period is at least 0s"
+            ));
         }
         Ok(Grace(duration))
     }

@@ -22,10 +22,15 @@ fn shipped_policies_parse_and_run_every_check() {
 
 #[test]
 fn unknown_key_names_line_and_column() {
-    let text = "leak-severity = \"high\"\n[checks.firewall]\nseverity = \"high\"\nrequire-stelth = true\n";
+    let text =
+        "leak-severity = \"high\"\n[checks.firewall]\nseverity = \"high\"\nrequire-stelth = true\n";
     let error = parse(text).unwrap_err();
     assert_eq!((error.line, error.column), (4, 1));
-    assert!(error.message.contains("unknown field `require-stelth`"), "{}", error.message);
+    assert!(
+        error.message.contains("unknown field `require-stelth`"),
+        "{}",
+        error.message
+    );
     assert!(error.to_string().starts_with("test.toml:4:1: "), "{error}");
 }
 
@@ -40,23 +45,41 @@ fn unknown_check_is_rejected() {
 fn bad_severity_lists_the_choices() {
     let error = parse("[checks.firewall]\nseverity = \"urgent\"\n").unwrap_err();
     assert_eq!((error.line, error.column), (2, 12));
-    assert!(error.message.contains("`low`, `medium`, `high`, `critical`"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("`low`, `medium`, `high`, `critical`"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
 fn bad_grace_and_mode_and_version_are_located() {
     let error = parse("[checks.firewall]\nseverity = \"high\"\ngrace = \"soon\"\n").unwrap_err();
     assert_eq!(error.line, 3);
-    assert!(error.message.contains("`soon` is not a duration"), "{}", error.message);
+    assert!(
+        error.message.contains("`soon` is not a duration"),
+        "{}",
+        error.message
+    );
 
     let error = parse("[checks.ssh-keys]\nseverity = \"high\"\nmax-mode = \"0999\"\n").unwrap_err();
     assert_eq!((error.line, error.column), (3, 12));
-    assert!(error.message.contains("not an octal file mode"), "{}", error.message);
+    assert!(
+        error.message.contains("not an octal file mode"),
+        "{}",
+        error.message
+    );
 
     let error = parse("[checks.os-updates]\nseverity = \"high\"\n[checks.os-updates.min-version]\nubuntu = \"jammy\"\n")
         .unwrap_err();
     assert_eq!((error.line, error.column), (4, 10));
-    assert!(error.message.contains("min-version.ubuntu"), "{}", error.message);
+    assert!(
+        error.message.contains("min-version.ubuntu"),
+        "{}",
+        error.message
+    );
 }
 
 const FIREWALL: &str = "[checks.firewall]\nseverity = \"high\"\n";
@@ -68,13 +91,24 @@ fn expired_exception_is_an_error_at_its_date() {
     );
     let error = parse(&text).unwrap_err();
     assert_eq!((error.line, error.column), (8, 11));
-    assert!(error.message.contains("expired on 2026-11-23"), "{}", error.message);
+    assert!(
+        error.message.contains("expired on 2026-11-23"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
 fn exception_needs_every_key_and_a_real_check() {
-    let missing = format!("{FIREWALL}[[exceptions]]\ncheck = \"firewall\"\nhosts = [\"a\"]\nexpires = 2027-01-01\n");
-    assert!(parse(&missing).unwrap_err().message.contains("missing field `reason`"));
+    let missing = format!(
+        "{FIREWALL}[[exceptions]]\ncheck = \"firewall\"\nhosts = [\"a\"]\nexpires = 2027-01-01\n"
+    );
+    assert!(
+        parse(&missing)
+            .unwrap_err()
+            .message
+            .contains("missing field `reason`")
+    );
 
     let not_run = format!(
         "{FIREWALL}[[exceptions]]\ncheck = \"ssh-keys\"\nhosts = [\"a\"]\nreason = \"r\"\nexpires = 2027-01-01\n"
@@ -91,7 +125,12 @@ fn exception_needs_every_key_and_a_real_check() {
     let empty_hosts = format!(
         "{FIREWALL}[[exceptions]]\ncheck = \"firewall\"\nhosts = []\nreason = \"r\"\nexpires = 2027-01-01\n"
     );
-    assert!(parse(&empty_hosts).unwrap_err().message.contains("at least one"));
+    assert!(
+        parse(&empty_hosts)
+            .unwrap_err()
+            .message
+            .contains("at least one")
+    );
 }
 
 #[test]
@@ -101,12 +140,36 @@ fn exceptions_match_hosts_case_insensitively_with_globs_until_expiry() {
     );
     let policy = parse(&text).unwrap();
     let today = date(2026, 12, 1);
-    assert!(policy.exception_for(CheckId::Firewall, "LAB-7", today).is_some());
-    assert!(policy.exception_for(CheckId::Firewall, "build-01", today).is_some());
-    assert!(policy.exception_for(CheckId::Firewall, "build-011", today).is_none());
-    assert!(policy.exception_for(CheckId::Firewall, "mylab-7", today).is_none());
-    assert!(policy.exception_for(CheckId::SshKeys, "lab-7", today).is_none());
-    assert!(policy.exception_for(CheckId::Firewall, "lab-7", date(2027, 2, 1)).is_none());
+    assert!(
+        policy
+            .exception_for(CheckId::Firewall, "LAB-7", today)
+            .is_some()
+    );
+    assert!(
+        policy
+            .exception_for(CheckId::Firewall, "build-01", today)
+            .is_some()
+    );
+    assert!(
+        policy
+            .exception_for(CheckId::Firewall, "build-011", today)
+            .is_none()
+    );
+    assert!(
+        policy
+            .exception_for(CheckId::Firewall, "mylab-7", today)
+            .is_none()
+    );
+    assert!(
+        policy
+            .exception_for(CheckId::SshKeys, "lab-7", today)
+            .is_none()
+    );
+    assert!(
+        policy
+            .exception_for(CheckId::Firewall, "lab-7", date(2027, 2, 1))
+            .is_none()
+    );
 }
 
 #[test]
@@ -122,7 +185,8 @@ fn glob_handles_stars_anywhere() {
 
 #[test]
 fn name_defaults_to_the_file_stem() {
-    let policy = Policy::parse(FIREWALL, "/etc/shipshape/laptops.toml", date(2026, 11, 24)).unwrap();
+    let policy =
+        Policy::parse(FIREWALL, "/etc/shipshape/laptops.toml", date(2026, 11, 24)).unwrap();
     assert_eq!(policy.name, "laptops");
     assert_eq!(policy.leak_severity, Severity::High);
     assert_eq!(policy.unknown, UnknownTreatment::Leak);
