@@ -134,7 +134,9 @@ impl System for RealSystem {
         }
         #[cfg(not(unix))]
         {
-            false
+            // `fltmc` lists filter drivers only for an elevated administrator.
+            self.run(Path::new(r"C:\Windows\System32\fltmc.exe"), &[])
+                .is_ok_and(|output| output.success())
         }
     }
 

@@ -262,17 +262,27 @@ impl Checks {
 
     pub(crate) fn validate(&self) -> Result<(), (Range<usize>, String)> {
         fn section<T: Check>(section: &Option<Spanned<T>>) -> Result<(), (Range<usize>, String)> {
-            match section {
-                Some(spanned) => spanned.get_ref().validate().map_err(|(span, message)| {
-                    // A value-level span is relative to nothing we can see; fall back to the table.
-                    if span.is_empty() {
-                        (spanned.span(), message)
-                    } else {
-                        (span, message)
-                    }
-                }),
-                None => Ok(()),
+            let Some(spanned) = section else {
+                return Ok(());
+            };
+            let check = spanned.get_ref();
+            if check.common().platforms.is_some_and(<[OsFamily]>::is_empty) {
+                return Err((
+                    spanned.span(),
+                    format!(
+                        "`platforms` of `{}` is empty: list at least one, or remove the check",
+                        check.id()
+                    ),
+                ));
             }
+            check.validate().map_err(|(span, message)| {
+                // Defaults carry an empty span; point at the table instead.
+                if span.is_empty() {
+                    (spanned.span(), message)
+                } else {
+                    (span, message)
+                }
+            })
         }
         section(&self.disk_encryption)?;
         section(&self.os_updates)?;
