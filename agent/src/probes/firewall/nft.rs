@@ -172,3 +172,38 @@ fn reduce(expr: &[Value]) -> Rule {
     }
     rule
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rules as iptables-nft 1.8.9 wrote them on this machine: compat `xt` matches and targets.
+    const IPTABLES_NFT: &str = r#"{"nftables": [
+        {"table": {"family": "ip", "name": "filter", "handle": 1}},
+        {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 2, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 6, "expr": [{"xt": {"type": "match", "name": "conntrack"}}, {"counter": {"packets": 0, "bytes": 0}}, {"accept": null}]}},
+        {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 8, "expr": [{"counter": {"packets": 0, "bytes": 0}}, {"xt": {"type": "target", "name": "REJECT"}}]}}
+    ]}"#;
+
+    #[test]
+    fn an_xt_reject_target_blocks_and_an_xt_match_is_a_condition() {
+        let judged = parse_nft_ruleset(IPTABLES_NFT).unwrap();
+        assert!(judged.filters && judged.blocked, "{judged:?}");
+    }
+
+    #[test]
+    fn an_unknown_statement_keeps_a_drop_from_counting() {
+        let json = IPTABLES_NFT.replace(
+            r#"{"counter": {"packets": 0, "bytes": 0}}, {"xt""#,
+            r#"{"future": {}}, {"xt""#,
+        );
+        assert!(!parse_nft_ruleset(&json).unwrap().blocked);
+    }
+
+    #[test]
+    fn not_json_is_an_error() {
+        assert!(
+            parse_nft_ruleset("Error: Could not process rule: Operation not permitted").is_err()
+        );
+    }
+}
