@@ -237,6 +237,7 @@ fn reference_fingerprint(system: &RealSystem, keygen_path: &Path, public: &Path)
     (bits, words.next().expect("fingerprint").to_owned())
 }
 
+#[cfg(unix)]
 #[test]
 fn live_keys_from_ssh_keygen_are_described_like_ssh_keygen_does() {
     use std::os::unix::fs::PermissionsExt;
