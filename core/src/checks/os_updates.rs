@@ -60,7 +60,9 @@ impl Check for OsUpdatesPolicy {
         let mut parts = Parts::default();
         self.assess_version(facts, &mut parts);
         match &facts.os_updates {
-            Observed::Unknown { reason } => parts.unknown(format!("updates: {reason}"), reason.clone()),
+            Observed::Unknown { reason } => {
+                parts.unknown(format!("updates: {reason}"), reason.clone())
+            }
             Observed::Observed(updates) => {
                 match &updates.pending {
                     Observed::Unknown { reason } => {
@@ -68,7 +70,9 @@ impl Check for OsUpdatesPolicy {
                     }
                     Observed::Observed(pending) => {
                         let stale = match (self.stale_metadata_after, pending.metadata_updated) {
-                            (Some(limit), Some(updated)) if now.duration_since(updated) > limit.0 => {
+                            (Some(limit), Some(updated))
+                                if now.duration_since(updated) > limit.0 =>
+                            {
                                 Some(updated)
                             }
                             _ => None,
@@ -77,6 +81,12 @@ impl Check for OsUpdatesPolicy {
                             "{}: {} pending, {} security, {} held back",
                             pending.manager, pending.total, pending.security, pending.held_back
                         ));
+                        if pending.manager == "pacman" {
+                            parts.evidence.push(
+                                "pacman does not mark security updates, so none are counted as such"
+                                    .to_owned(),
+                            );
+                        }
                         if let Some(updated) = stale {
                             parts.unknown(
                                 format!(
@@ -121,7 +131,10 @@ impl Check for OsUpdatesPolicy {
                             automatic.mechanism
                         ));
                         if self.require_automatic && !automatic.enabled {
-                            parts.fail("automatic updates are off".to_owned(), automatic_command(family, facts));
+                            parts.fail(
+                                "automatic updates are off".to_owned(),
+                                automatic_command(family, facts),
+                            );
                         }
                     }
                 }
@@ -138,24 +151,33 @@ impl OsUpdatesPolicy {
             "{} {}{}",
             os.name,
             os.version.as_deref().unwrap_or("(no version)"),
-            os.build.as_deref().map(|build| format!(" build {build}")).unwrap_or_default()
+            os.build
+                .as_deref()
+                .map(|build| format!(" build {build}"))
+                .unwrap_or_default()
         ));
-        let Some(minimum) = self.min_version.get(&os.id) else {
+        let Some(wanted) = self.min_version.get(&os.id) else {
             return;
         };
-        let Ok(minimum) = minimum.get_ref().parse::<Version>() else {
+        // Compared as versions, shown as written: "24.04", not "24.4".
+        let wanted = wanted.get_ref().as_str();
+        let Ok(minimum) = wanted.parse::<Version>() else {
             return;
         };
+        let shown = os.version.as_deref().unwrap_or_default();
         match os.version.as_deref().and_then(Version::lenient) {
             None => parts.unknown(
-                format!("could not read the {} version to compare with the minimum {minimum}", os.name),
+                format!(
+                    "could not read the {} version to compare with the minimum {wanted}",
+                    os.name
+                ),
                 "Run `shipshape facts` and send the output to IT.".to_owned(),
             ),
             Some(version) if version < minimum => parts.fail(
-                format!("{} {version} is older than the minimum {minimum}", os.name),
-                upgrade_command(os.family, &os.id, &minimum),
+                format!("{} {shown} is older than the minimum {wanted}", os.name),
+                upgrade_command(os.family, &os.id, wanted),
             ),
-            Some(version) => parts.pass(format!("{} {version} meets the minimum {minimum}", os.name)),
+            Some(_) => parts.pass(format!("{} {shown} meets the minimum {wanted}", os.name)),
         }
     }
 }
@@ -168,7 +190,11 @@ fn abbreviate(names: &[String], most: usize) -> String {
     if names.len() <= most {
         names.join(", ")
     } else {
-        format!("{}, and {} more", names[..most].join(", "), names.len() - most)
+        format!(
+            "{}, and {} more",
+            names[..most].join(", "),
+            names.len() - most
+        )
     }
 }
 
@@ -187,16 +213,30 @@ fn install_command(family: OsFamily, manager: &str) -> String {
         (OsFamily::Macos, _) => "Install updates: System Settings → General → Software Update \
              (or `sudo softwareupdate --install --recommended --restart`)."
             .to_owned(),
-        (OsFamily::Windows, _) => "Install updates: Settings → Windows Update → Check for updates, then restart.".to_owned(),
-        (OsFamily::Linux, "apt") => "Install them: `sudo apt update && sudo apt upgrade`, then reboot if asked.".to_owned(),
-        (OsFamily::Linux, "dnf") => "Install them: `sudo dnf upgrade --security`, then reboot if the kernel changed.".to_owned(),
-        (OsFamily::Linux, "zypper") => "Install them: `sudo zypper patch --category security`.".to_owned(),
-        (OsFamily::Linux, "pacman") => "Install them: `sudo pacman -Syu`, then reboot if the kernel changed.".to_owned(),
-        (OsFamily::Linux, other) => format!("Install the pending updates with {other}, then reboot if asked."),
+        (OsFamily::Windows, _) => {
+            "Install updates: Settings → Windows Update → Check for updates, then restart."
+                .to_owned()
+        }
+        (OsFamily::Linux, "apt") => {
+            "Install them: `sudo apt update && sudo apt upgrade`, then reboot if asked.".to_owned()
+        }
+        (OsFamily::Linux, "dnf") => {
+            "Install them: `sudo dnf upgrade --security`, then reboot if the kernel changed."
+                .to_owned()
+        }
+        (OsFamily::Linux, "zypper") => {
+            "Install them: `sudo zypper patch --category security`.".to_owned()
+        }
+        (OsFamily::Linux, "pacman") => {
+            "Install them: `sudo pacman -Syu`, then reboot if the kernel changed.".to_owned()
+        }
+        (OsFamily::Linux, other) => {
+            format!("Install the pending updates with {other}, then reboot if asked.")
+        }
     }
 }
 
-fn upgrade_command(family: OsFamily, id: &str, minimum: &Version) -> String {
+fn upgrade_command(family: OsFamily, id: &str, minimum: &str) -> String {
     match (family, id) {
         (OsFamily::Macos, _) => format!(
             "Upgrade macOS to {minimum} or later: System Settings → General → Software Update."
@@ -204,7 +244,9 @@ fn upgrade_command(family: OsFamily, id: &str, minimum: &Version) -> String {
         (OsFamily::Windows, _) => format!(
             "Upgrade Windows to build {minimum} or later: Settings → Windows Update (feature updates)."
         ),
-        (OsFamily::Linux, "ubuntu") => format!("Upgrade to Ubuntu {minimum} or later: `sudo do-release-upgrade`."),
+        (OsFamily::Linux, "ubuntu") => {
+            format!("Upgrade to Ubuntu {minimum} or later: `sudo do-release-upgrade`.")
+        }
         (OsFamily::Linux, "fedora") => format!(
             "Upgrade to Fedora {minimum} or later: `sudo dnf system-upgrade download --releasever={minimum}`, then `sudo dnf system-upgrade reboot`."
         ),
