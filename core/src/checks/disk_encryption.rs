@@ -43,7 +43,10 @@ impl Check for DiskEncryptionPolicy {
                             "Run `findmnt` to see the mounts, and `sudo shipshape check` for a full view.",
                         );
                     };
-                    if !chosen.iter().any(|seen| seen.mount_point == volume.mount_point) {
+                    if !chosen
+                        .iter()
+                        .any(|seen| seen.mount_point == volume.mount_point)
+                    {
                         chosen.push(volume);
                     }
                 }
@@ -68,11 +71,18 @@ impl Check for DiskEncryptionPolicy {
             .filter(|volume| matches!(volume.encryption, VolumeEncryption::Unknown { .. }))
             .collect();
         if leaking.is_empty() {
-            let names: Vec<&str> = volumes.iter().map(|volume| volume.mount_point.as_str()).collect();
-            return Assessment::pass(format!("{} encrypted", names.join(", "))).with_evidence(evidence);
+            let names: Vec<&str> = volumes
+                .iter()
+                .map(|volume| volume.mount_point.as_str())
+                .collect();
+            return Assessment::pass(format!("{} encrypted", names.join(", ")))
+                .with_evidence(evidence);
         }
         if leaking.len() == unknown.len() {
-            let names: Vec<&str> = unknown.iter().map(|volume| volume.mount_point.as_str()).collect();
+            let names: Vec<&str> = unknown
+                .iter()
+                .map(|volume| volume.mount_point.as_str())
+                .collect();
             return Assessment::unknown(
                 format!("could not tell whether {} is encrypted", names.join(", ")),
                 "Run `sudo shipshape check`; if it stays unknown, ask IT to look at this machine's disk layout.",
@@ -90,7 +100,8 @@ impl Check for DiskEncryptionPolicy {
         let protection_off = failing
             .iter()
             .any(|volume| matches!(volume.encryption, VolumeEncryption::ProtectionOff));
-        Assessment::fail(names.join(", "), remediation(family, protection_off)).with_evidence(evidence)
+        Assessment::fail(names.join(", "), remediation(family, protection_off))
+            .with_evidence(evidence)
     }
 }
 
@@ -102,25 +113,34 @@ fn containing_volume<'a>(volumes: &'a [Volume], path: &str) -> Option<&'a Volume
             let mount = volume.mount_point.trim_end_matches('/');
             path == volume.mount_point
                 || mount.is_empty()
-                || path.strip_prefix(mount).is_some_and(|rest| rest.starts_with('/'))
+                || path
+                    .strip_prefix(mount)
+                    .is_some_and(|rest| rest.starts_with('/'))
         })
         .max_by_key(|volume| volume.mount_point.len())
 }
 
 fn state_words(state: &VolumeEncryption) -> String {
-    let percent = |percent: &Option<f64>| percent.map(|p| format!(" ({p:.0}%)")).unwrap_or_default();
+    let percent =
+        |percent: &Option<f64>| percent.map(|p| format!(" ({p:.0}%)")).unwrap_or_default();
     match state {
         VolumeEncryption::Encrypted => "encrypted".to_owned(),
         VolumeEncryption::NotEncrypted => "not encrypted".to_owned(),
         VolumeEncryption::Encrypting { percent: p } => format!("still encrypting{}", percent(p)),
         VolumeEncryption::Decrypting { percent: p } => format!("decrypting{}", percent(p)),
-        VolumeEncryption::ProtectionOff => "encrypted but protection is off (key stored in the clear)".to_owned(),
+        VolumeEncryption::ProtectionOff => {
+            "encrypted but protection is off (key stored in the clear)".to_owned()
+        }
         VolumeEncryption::Unknown { reason } => format!("unknown: {reason}"),
     }
 }
 
 fn describe(volume: &Volume) -> String {
-    let mut line = format!("{}: {}", volume.mount_point, state_words(&volume.encryption));
+    let mut line = format!(
+        "{}: {}",
+        volume.mount_point,
+        state_words(&volume.encryption)
+    );
     if let Some(method) = &volume.method {
         line.push_str(&format!(", {method}"));
     }

@@ -50,30 +50,46 @@ impl Check for FirewallPolicy {
                 "{} profile: {}, inbound {}",
                 profile.name,
                 if profile.enabled { "on" } else { "off" },
-                if profile.inbound == Inbound::Blocked { "blocked" } else { "allowed" }
+                if profile.inbound == Inbound::Blocked {
+                    "blocked"
+                } else {
+                    "allowed"
+                }
             ));
         }
         parts.evidence.extend(firewall.notes.iter().cloned());
         let open_profiles: Vec<&str> = firewall
             .profiles
             .iter()
-            .filter(|profile| !profile.enabled || (self.require_inbound_blocked && profile.inbound == Inbound::Allowed))
+            .filter(|profile| {
+                !profile.enabled
+                    || (self.require_inbound_blocked && profile.inbound == Inbound::Allowed)
+            })
             .map(|profile| profile.name.as_str())
             .collect();
         if !firewall.enabled {
             parts.fail("no firewall is on".to_owned(), enable_command(family));
         } else if !open_profiles.is_empty() {
             parts.fail(
-                format!("the {} firewall profile lets inbound traffic in", open_profiles.join(", ")),
+                format!(
+                    "the {} firewall profile lets inbound traffic in",
+                    open_profiles.join(", ")
+                ),
                 enable_command(family),
             );
         } else if self.require_inbound_blocked && firewall.inbound == Inbound::Allowed {
             parts.fail(
-                format!("{} is on but lets unsolicited inbound traffic in", firewall.backend),
+                format!(
+                    "{} is on but lets unsolicited inbound traffic in",
+                    firewall.backend
+                ),
                 block_inbound_command(family, &firewall.backend),
             );
         } else {
-            parts.pass(format!("{} blocks unsolicited inbound traffic", firewall.backend));
+            parts.pass(format!(
+                "{} blocks unsolicited inbound traffic",
+                firewall.backend
+            ));
         }
         if self.require_stealth && family == OsFamily::Macos {
             match &firewall.stealth {

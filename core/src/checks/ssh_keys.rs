@@ -58,10 +58,17 @@ impl SshKeysPolicy {
         match key.algorithm.as_deref() {
             None => unknowns.push(format!(
                 "algorithm unknown{}",
-                key.note.as_deref().map(|note| format!(" ({note})")).unwrap_or_default()
+                key.note
+                    .as_deref()
+                    .map(|note| format!(" ({note})"))
+                    .unwrap_or_default()
             )),
             Some(algorithm) => {
-                if self.forbidden_algorithms.iter().any(|forbidden| forbidden == algorithm) {
+                if self
+                    .forbidden_algorithms
+                    .iter()
+                    .any(|forbidden| forbidden == algorithm)
+                {
                     fails.push(format!("{} is forbidden", algorithm_name(algorithm)));
                 }
                 if algorithm == "ssh-rsa" {
@@ -81,7 +88,10 @@ impl SshKeysPolicy {
         }
         if let Some(mode) = key.mode {
             if mode & 0o777 & !max_mode != 0 {
-                fails.push(format!("mode {:04o} (readable by others than its owner)", mode & 0o7777));
+                fails.push(format!(
+                    "mode {:04o} (readable by others than its owner)",
+                    mode & 0o7777
+                ));
             }
         }
         (fails, unknowns)
@@ -98,7 +108,9 @@ impl Check for SshKeysPolicy {
     }
 
     fn validate(&self) -> Result<(), (Range<usize>, String)> {
-        self.max_mode_bits().map(|_| ()).map_err(|message| (self.max_mode.span(), message))
+        self.max_mode_bits()
+            .map(|_| ())
+            .map_err(|message| (self.max_mode.span(), message))
     }
 
     fn assess(&self, facts: &Facts, _now: Timestamp) -> Assessment {
@@ -126,19 +138,31 @@ impl Check for SshKeysPolicy {
         let (outcome, summary) = if !failing.is_empty() {
             (
                 Outcome::Fail,
-                format!("{} of {} keys leak: {}", failing.len(), keys.keys.len(), failing.join("; ")),
+                format!(
+                    "{} of {} keys leak: {}",
+                    failing.len(),
+                    keys.keys.len(),
+                    failing.join("; ")
+                ),
             )
         } else if !unknown.is_empty() || !keys.unreadable.is_empty() {
             fixes.push("Run `sudo shipshape check` so every user's ~/.ssh can be read.".to_owned());
             let mut what = unknown;
             what.extend(keys.unreadable.iter().cloned());
-            (Outcome::Unknown, format!("could not judge every key: {}", what.join("; ")))
+            (
+                Outcome::Unknown,
+                format!("could not judge every key: {}", what.join("; ")),
+            )
         } else if keys.keys.is_empty() {
             (Outcome::Pass, "no private keys found".to_owned())
         } else {
             (
                 Outcome::Pass,
-                format!("{} key{} protected and strong", keys.keys.len(), if keys.keys.len() == 1 { "" } else { "s" }),
+                format!(
+                    "{} key{} protected and strong",
+                    keys.keys.len(),
+                    if keys.keys.len() == 1 { "" } else { "s" }
+                ),
             )
         };
         fixes.dedup();
@@ -162,12 +186,22 @@ fn algorithm_name(algorithm: &str) -> &str {
 
 fn describe(key: &SshKey) -> String {
     let mut parts = vec![
-        key.algorithm.as_deref().map_or("unknown algorithm", algorithm_name).to_owned(),
+        key.algorithm
+            .as_deref()
+            .map_or("unknown algorithm", algorithm_name)
+            .to_owned(),
     ];
     if let Some(bits) = key.bits {
         parts.push(format!("{bits} bits"));
     }
-    parts.push(if key.encrypted { "passphrase" } else { "no passphrase" }.to_owned());
+    parts.push(
+        if key.encrypted {
+            "passphrase"
+        } else {
+            "no passphrase"
+        }
+        .to_owned(),
+    );
     if key.hardware_backed {
         parts.push("hardware-backed".to_owned());
     }
@@ -183,7 +217,9 @@ fn describe(key: &SshKey) -> String {
 fn fixes_for(key: &SshKey, fails: &[String], family: OsFamily) -> Vec<String> {
     let path = &key.path;
     let mut fixes = Vec::new();
-    let weak = fails.iter().any(|fail| fail.contains("forbidden") || fail.starts_with("RSA "));
+    let weak = fails
+        .iter()
+        .any(|fail| fail.contains("forbidden") || fail.starts_with("RSA "));
     if weak {
         fixes.push(format!(
             "Replace {path}: `ssh-keygen -t ed25519` makes a strong new key; put its .pub where the old one was \

@@ -24,9 +24,14 @@ fn yes() -> bool {
 }
 
 fn default_root_login() -> Vec<String> {
-    ["no", "prohibit-password", "without-password", "forced-commands-only"]
-        .map(str::to_owned)
-        .to_vec()
+    [
+        "no",
+        "prohibit-password",
+        "without-password",
+        "forced-commands-only",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 impl Check for SshServerPolicy {
@@ -55,7 +60,10 @@ impl Check for SshServerPolicy {
         let config = match &server.config {
             Some(Observed::Observed(config)) => config,
             Some(Observed::Unknown { reason }) => {
-                return Assessment::unknown(format!("SSH server runs; its settings are unknown: {reason}"), reason.clone());
+                return Assessment::unknown(
+                    format!("SSH server runs; its settings are unknown: {reason}"),
+                    reason.clone(),
+                );
             }
             None => {
                 return Assessment::unknown(
@@ -75,20 +83,38 @@ impl Check for SshServerPolicy {
             config.permit_root_login
         ));
         let password_via_pam = config.kbd_interactive_authentication && config.use_pam;
-        if !self.allow_password_authentication && (config.password_authentication || password_via_pam) {
+        if !self.allow_password_authentication
+            && (config.password_authentication || password_via_pam)
+        {
             let how = if config.password_authentication {
                 "PasswordAuthentication yes"
             } else {
                 "KbdInteractiveAuthentication yes with UsePAM yes"
             };
-            parts.fail(format!("SSH server accepts passwords ({how})"), set_option(family, "PasswordAuthentication no\nKbdInteractiveAuthentication no"));
+            parts.fail(
+                format!("SSH server accepts passwords ({how})"),
+                set_option(
+                    family,
+                    "PasswordAuthentication no\nKbdInteractiveAuthentication no",
+                ),
+            );
         }
         if config.permit_empty_passwords && (config.password_authentication || password_via_pam) {
-            parts.fail("SSH server accepts empty passwords".to_owned(), set_option(family, "PermitEmptyPasswords no"));
-        }
-        if !self.permit_root_login.iter().any(|allowed| allowed == &config.permit_root_login) {
             parts.fail(
-                format!("SSH server lets root log in (PermitRootLogin {})", config.permit_root_login),
+                "SSH server accepts empty passwords".to_owned(),
+                set_option(family, "PermitEmptyPasswords no"),
+            );
+        }
+        if !self
+            .permit_root_login
+            .iter()
+            .any(|allowed| allowed == &config.permit_root_login)
+        {
+            parts.fail(
+                format!(
+                    "SSH server lets root log in (PermitRootLogin {})",
+                    config.permit_root_login
+                ),
                 set_option(family, "PermitRootLogin prohibit-password"),
             );
         }
@@ -105,13 +131,20 @@ fn yes_no(value: bool) -> &'static str {
 
 fn turn_off(family: OsFamily) -> String {
     match family {
-        OsFamily::Macos => "Turn off Remote Login: System Settings → General → Sharing → Remote Login \
+        OsFamily::Macos => {
+            "Turn off Remote Login: System Settings → General → Sharing → Remote Login \
              (or `sudo systemsetup -setremotelogin off`)."
-            .to_owned(),
-        OsFamily::Windows => "Stop the OpenSSH server: `Stop-Service sshd; Set-Service sshd -StartupType Disabled` \
+                .to_owned()
+        }
+        OsFamily::Windows => {
+            "Stop the OpenSSH server: `Stop-Service sshd; Set-Service sshd -StartupType Disabled` \
              in an administrator PowerShell."
-            .to_owned(),
-        OsFamily::Linux => "Stop the SSH server: `sudo systemctl disable --now ssh` (Fedora/RHEL: `sshd`).".to_owned(),
+                .to_owned()
+        }
+        OsFamily::Linux => {
+            "Stop the SSH server: `sudo systemctl disable --now ssh` (Fedora/RHEL: `sshd`)."
+                .to_owned()
+        }
     }
 }
 

@@ -29,10 +29,16 @@ pub struct Volume {
 pub enum VolumeEncryption {
     Encrypted,
     NotEncrypted,
-    Encrypting { percent: Option<f64> },
-    Decrypting { percent: Option<f64> },
+    Encrypting {
+        percent: Option<f64>,
+    },
+    Decrypting {
+        percent: Option<f64>,
+    },
     /// Encrypted, but the key is not protected (BitLocker suspended or
     /// "waiting for activation"): as good as unencrypted.
     ProtectionOff,
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
