@@ -12,7 +12,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("shipshape-server {}: the server is not built yet; only --version works", env!("CARGO_PKG_VERSION"));
+            eprintln!(
+                "shipshape-server {}: the server is not built yet; only --version works",
+                env!("CARGO_PKG_VERSION")
+            );
             ExitCode::from(2)
         }
     }

@@ -196,5 +196,9 @@ fn name_defaults_to_the_file_stem() {
 fn empty_platforms_is_an_error() {
     let error = parse("[checks.firewall]\nseverity = \"high\"\nplatforms = []\n").unwrap_err();
     assert_eq!(error.line, 1);
-    assert!(error.message.contains("`platforms` of `firewall` is empty"), "{}", error.message);
+    assert!(
+        error.message.contains("`platforms` of `firewall` is empty"),
+        "{}",
+        error.message
+    );
 }
