@@ -63,6 +63,33 @@ pub fn homes(system: &dyn System) -> (Vec<Home>, Vec<String>) {
     (homes, unreadable)
 }
 
+/// The folders directly under `parent` (`/Users`, `C:\Users`) as homes named
+/// after their folder, leaving out those `shared` says belong to no one user.
+fn folders_as_homes(
+    system: &dyn System,
+    parent: &Path,
+    shared: impl Fn(&str) -> bool,
+) -> Result<Vec<Home>, String> {
+    let entries = system.read_dir(parent).map_err(|error| {
+        format!(
+            "listing {} failed ({error}): only the invoking user's keys were examined",
+            parent.display()
+        )
+    })?;
+    Ok(entries
+        .into_iter()
+        .filter(|dir| {
+            system
+                .symlink_metadata(dir)
+                .is_ok_and(|info| info.kind == FileKind::Dir)
+        })
+        .filter_map(|dir| {
+            let owner = dir.file_name()?.to_string_lossy().into_owned();
+            (!shared(&owner)).then_some(Home { owner, dir })
+        })
+        .collect())
+}
+
 /// The home of the user running the agent, from `HOME` (`USERPROFILE` on Windows).
 fn invoking_home(system: &dyn System) -> Option<Home> {
     let (home_var, user_var) = match system.os() {
