@@ -1,1 +1,3 @@
-//! End-to-end tests for Shipshape live in `tests/`; this crate has no code of its own.
+//! End-to-end tests of the `shipshape` agent against `shipshape-server` live
+//! in `tests/`, once the server accepts reports; the agent's own CLI tests
+//! are in `agent/tests/`.
