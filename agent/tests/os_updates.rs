@@ -53,6 +53,8 @@ const FIXTURES: &[&str] = &[
     "os-updates/macos/softwareupdate-list-scan-error.txt",
     "os-updates/macos/softwareupdate-list-update-available.txt",
     "os-updates/macos/softwareupdate-list-ventura-minor-and-sonoma-major.txt",
+    "os-updates/windows/get-hotfix-en-us-one-update-2025.txt",
+    "os-updates/windows/get-hotfix-msdocs-24-hour-time.txt",
     "os-updates/windows/reg-query-wu-au-policy-auoptions3.txt",
 ];
 
@@ -1006,4 +1008,119 @@ fn core_judges_what_the_probe_saw() {
         "{:?}",
         rolling.evidence
     );
+}
+
+// ---- os-updates: Windows, the last installed update ----
+
+const GET_CULTURE: &str = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe -NoProfile -NonInteractive -Command (Get-Culture).Name; (Get-Culture).DateTimeFormat.ShortDatePattern; (Get-Culture).DateTimeFormat.LongTimePattern";
+const GET_HOTFIX: &str = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe -NoProfile -NonInteractive -Command Get-HotFix | Format-Table -AutoSize | Out-String -Width 4096";
+const EN_US: &str = "en-US\r\nM/d/yyyy\r\nh:mm:ss tt\r\n";
+const EN_GB: &str = "en-GB\r\ndd/MM/yyyy\r\nHH:mm:ss\r\n";
+
+fn windows_with(culture: &str, hotfixes: &str) -> FakeSystem {
+    FakeSystem::new(OsFamily::Windows)
+        .command(
+            REG_AU,
+            fixture("os-updates/windows/reg-query-wu-au-policy-auoptions3.txt"),
+        )
+        .command(GET_CULTURE, culture)
+        .command(
+            GET_HOTFIX,
+            fixture(&format!("os-updates/windows/{hotfixes}.txt")),
+        )
+}
+
+fn last_installed(updates: &Observed<OsUpdates>) -> Option<Timestamp> {
+    updates.value().expect("observed").last_installed
+}
+
+#[test]
+fn get_hotfix_in_en_us_gives_the_last_installed_update() {
+    let system = windows_with(EN_US, "get-hotfix-en-us-one-update-2025");
+    let updates = os_updates::probe(&system);
+    let april_10: Timestamp = "2025-04-10T00:00:00Z".parse().expect("timestamp");
+    assert_eq!(
+        last_installed(&updates),
+        Some(april_10),
+        "4/10/2025 is April 10th in en-US"
+    );
+    assert!(pending_unknown(&updates).contains("Settings → Windows Update"));
+    assert_eq!(
+        os_updates::parse_date_culture(EN_US).map(|culture| culture.is_en_us_format()),
+        Ok(true)
+    );
+}
+
+#[test]
+fn a_get_hotfix_date_not_in_the_en_us_format_is_unknown() {
+    let table = fixture("os-updates/windows/get-hotfix-msdocs-24-hour-time.txt");
+    let error = os_updates::parse_get_hotfix(&table).expect_err("24-hour time is not en-US");
+    assert!(
+        error
+            .to_string()
+            .contains("`5/16/2019 00:00:00` is not an en-US date"),
+        "{error}"
+    );
+    let updates = os_updates::probe(&windows_with(EN_US, "get-hotfix-msdocs-24-hour-time"));
+    assert_eq!(last_installed(&updates), None);
+    let reason = pending_unknown(&updates);
+    assert!(
+        reason.contains("when the last update was installed is unknown too")
+            && reason.contains("5/16/2019 00:00:00"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_non_us_locale_is_unknown_and_get_hotfix_is_not_read() {
+    let system = windows_with(EN_GB, "get-hotfix-en-us-one-update-2025");
+    let updates = os_updates::probe(&system);
+    assert_eq!(
+        last_installed(&updates),
+        None,
+        "4/10/2025 would be the 4th of October in en-GB: no guess"
+    );
+    let reason = pending_unknown(&updates);
+    assert!(
+        reason.contains("en-GB locale as `dd/MM/yyyy HH:mm:ss`"),
+        "{reason}"
+    );
+    assert!(!system.ran().iter().any(|line| line == GET_HOTFIX));
+
+    let silent = FakeSystem::new(OsFamily::Windows).command_hangs(GET_CULTURE);
+    let updates = os_updates::probe(&silent);
+    assert_eq!(last_installed(&updates), None);
+    assert!(pending_unknown(&updates).contains("did not answer"));
+}
+
+#[test]
+fn core_judges_windows_by_the_age_of_the_last_update() {
+    let now: Timestamp = "2026-11-24T12:00:00Z".parse().expect("timestamp");
+    let policy = Policy::parse(
+        "[checks.os-updates]\nseverity = \"high\"\nrequire-automatic = false\n",
+        "test.toml",
+        now.to_zoned(jiff::tz::TimeZone::UTC).date(),
+    )
+    .expect("valid policy");
+    let judge = |system: &FakeSystem| {
+        let updates = os_updates::probe(system).value().expect("observed").clone();
+        let mut facts = facts(updates, "windows", "10.0.22631");
+        facts.host.os.family = OsFamily::Windows;
+        evaluate(&policy, &facts, now, &FailingSince::new())
+            .into_iter()
+            .next()
+            .expect("one finding")
+    };
+
+    let old = judge(&windows_with(EN_US, "get-hotfix-en-us-one-update-2025"));
+    assert_eq!(old.status, Status::Fail);
+    assert!(old.leak);
+    assert_eq!(
+        old.summary,
+        "no update installed since 2025-04-10 (593 days)"
+    );
+
+    let unknown = judge(&windows_with(EN_GB, "get-hotfix-en-us-one-update-2025"));
+    assert_eq!(unknown.status, Status::Unknown);
+    assert!(unknown.leak, "unknown leaks under the default treatment");
 }

@@ -25,6 +25,11 @@ check_policy! {
         /// Package metadata older than this makes the pending count unknown.
         #[serde(default = "two_weeks")]
         stale_metadata_after: Option<Grace>,
+        /// Where pending updates cannot be read (Windows), the newest installed
+        /// update may be at most this old; Patch Tuesday is monthly, so 45 days
+        /// means one missed month.
+        #[serde(default = "forty_five_days")]
+        max_update_age: Option<Grace>,
     }
 }
 
@@ -34,6 +39,10 @@ fn yes() -> bool {
 
 fn two_weeks() -> Option<Grace> {
     Some(Grace(jiff::SignedDuration::from_hours(14 * 24)))
+}
+
+fn forty_five_days() -> Option<Grace> {
+    Some(Grace(jiff::SignedDuration::from_hours(45 * 24)))
 }
 
 impl Check for OsUpdatesPolicy {
@@ -66,7 +75,28 @@ impl Check for OsUpdatesPolicy {
             Observed::Observed(updates) => {
                 match &updates.pending {
                     Observed::Unknown { reason } => {
-                        parts.unknown(format!("pending updates unknown: {reason}"), reason.clone())
+                        match (self.max_update_age, updates.last_installed) {
+                            (Some(limit), Some(installed)) => {
+                                parts
+                                    .evidence
+                                    .push(format!("pending updates unknown: {reason}"));
+                                let age = now.duration_since(installed);
+                                let date = installed.strftime("%Y-%m-%d");
+                                if age > limit.0 {
+                                    let days = age.as_secs() / (24 * 3600);
+                                    parts.fail(
+                                        format!("no update installed since {date} ({days} days)"),
+                                        install_command(family, "the system's updater"),
+                                    );
+                                } else {
+                                    parts.pass(format!("last update installed {date}"));
+                                }
+                            }
+                            _ => parts.unknown(
+                                format!("pending updates unknown: {reason}"),
+                                reason.clone(),
+                            ),
+                        }
                     }
                     Observed::Observed(pending) => {
                         let stale = match (self.stale_metadata_after, pending.metadata_updated) {
@@ -272,5 +302,120 @@ fn automatic_command(family: OsFamily, facts: &Facts) -> String {
             _ => "Turn on automatic security updates: `sudo apt install unattended-upgrades && sudo dpkg-reconfigure -plow unattended-upgrades`."
                 .to_owned(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use jiff::civil::date;
+
+    use crate::facts::*;
+    use crate::{FailingSince, Finding, Policy, Status, evaluate};
+
+    const NOW: &str = "2026-11-24T12:00:00Z";
+    const PENDING_UNKNOWN: &str = "Windows keeps no list of pending updates";
+
+    fn windows(last_installed: Option<&str>) -> Facts {
+        Facts {
+            host: Host {
+                hostname: "desktop-7".into(),
+                os: OsInfo {
+                    family: OsFamily::Windows,
+                    id: "windows".into(),
+                    name: "Windows 11 Pro".into(),
+                    version: Some("10.0.22631".into()),
+                    build: Some("22631".into()),
+                },
+                kernel: None,
+                arch: "x86_64".into(),
+                hardware_id: None,
+            },
+            disk_encryption: Observed::unknown("not collected"),
+            os_updates: Observed::Observed(OsUpdates {
+                pending: Observed::unknown(PENDING_UNKNOWN),
+                automatic: Observed::Observed(AutomaticUpdates {
+                    enabled: true,
+                    mechanism: "Windows Update".into(),
+                    detail: None,
+                }),
+                last_installed: last_installed.map(|at| at.parse().expect("timestamp")),
+            }),
+            firewall: Observed::unknown("not collected"),
+            ssh_keys: Observed::unknown("not collected"),
+            ssh_server: Observed::unknown("not collected"),
+        }
+    }
+
+    fn judge(settings: &str, facts: &Facts) -> Finding {
+        let policy = Policy::parse(
+            &format!("[checks.os-updates]\nseverity = \"high\"\n{settings}"),
+            "test.toml",
+            date(2026, 11, 24),
+        )
+        .expect("valid policy");
+        let now: Timestamp = NOW.parse().expect("timestamp");
+        let mut findings = evaluate(&policy, facts, now, &FailingSince::new());
+        assert_eq!(findings.len(), 1);
+        findings.remove(0)
+    }
+
+    #[test]
+    fn an_old_last_update_fails_and_leaks() {
+        let finding = judge("", &windows(Some("2026-09-01T00:00:00Z")));
+        assert_eq!(finding.status, Status::Fail);
+        assert!(finding.leak);
+        assert_eq!(
+            finding.summary,
+            "no update installed since 2026-09-01 (84 days)"
+        );
+        assert!(
+            finding
+                .remediation
+                .as_deref()
+                .is_some_and(|fix| fix.contains("Settings → Windows Update")),
+            "{:?}",
+            finding.remediation
+        );
+    }
+
+    #[test]
+    fn a_recent_last_update_passes_and_keeps_the_pending_reason_as_evidence() {
+        let finding = judge("", &windows(Some("2026-11-12T00:00:00Z")));
+        assert_eq!(finding.status, Status::Pass);
+        assert!(!finding.leak);
+        assert_eq!(finding.summary, "last update installed 2026-11-12");
+        assert!(
+            finding
+                .evidence
+                .iter()
+                .any(|line| line.contains(PENDING_UNKNOWN)),
+            "{:?}",
+            finding.evidence
+        );
+    }
+
+    #[test]
+    fn max_update_age_is_the_policys_to_set() {
+        let facts = windows(Some("2026-10-15T00:00:00Z"));
+        assert_eq!(judge("", &facts).status, Status::Pass, "40 days < 45d");
+        let strict = judge("max-update-age = \"35d\"\n", &facts);
+        assert_eq!(strict.status, Status::Fail);
+        assert_eq!(
+            strict.summary,
+            "no update installed since 2026-10-15 (40 days)"
+        );
+    }
+
+    #[test]
+    fn with_neither_pending_nor_last_installed_known_the_check_stays_unknown() {
+        let finding = judge("", &windows(None));
+        assert_eq!(finding.status, Status::Unknown);
+        assert!(finding.leak, "unknown leaks under the default treatment");
+        assert!(
+            finding.summary.contains(PENDING_UNKNOWN),
+            "{}",
+            finding.summary
+        );
     }
 }

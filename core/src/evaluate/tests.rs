@@ -76,6 +76,7 @@ fn shipshape_facts() -> Facts {
                 mechanism: "unattended-upgrades".into(),
                 detail: None,
             }),
+            last_installed: None,
         }),
         firewall: Observed::Observed(Firewall {
             backend: "nftables".into(),

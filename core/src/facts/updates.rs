@@ -9,6 +9,9 @@ use super::Observed;
 pub struct OsUpdates {
     pub pending: Observed<PendingUpdates>,
     pub automatic: Observed<AutomaticUpdates>,
+    /// When the newest update was installed, where the OS tells: Windows
+    /// hotfix history. Judged by age where pending updates cannot be read.
+    pub last_installed: Option<Timestamp>,
 }
 
 /// Updates the package manager (or OS updater) already knows about, read

@@ -414,11 +414,13 @@ pub(super) fn probe(system: &dyn System) -> OsUpdates {
         OsUpdates {
             pending: apt_pending(system),
             automatic: apt_automatic(system),
+            last_installed: None,
         }
     } else if let Some(program) = system.find_program(&[DNF5, DNF, YUM]) {
         OsUpdates {
             pending: dnf_pending(system, &program),
             automatic: dnf_automatic(system, &program),
+            last_installed: None,
         }
     } else if system.find_program(&[ZYPPER]).is_some() {
         OsUpdates {
@@ -427,6 +429,7 @@ pub(super) fn probe(system: &dyn System) -> OsUpdates {
                 "Shipshape cannot yet tell whether openSUSE installs updates on its own; \
                  ask IT how updates are scheduled on this machine",
             ),
+            last_installed: None,
         }
     } else if system.find_program(&[PACMAN]).is_some() {
         OsUpdates {
@@ -435,12 +438,14 @@ pub(super) fn probe(system: &dyn System) -> OsUpdates {
                 "Arch Linux has no standard automatic-update service to check; \
                  ask IT for an exception if updates are scheduled another way",
             ),
+            last_installed: None,
         }
     } else {
         let reason = "no supported package manager found (apt-get, dnf, yum, zypper or pacman)";
         OsUpdates {
             pending: Observed::unknown(reason),
             automatic: Observed::unknown(reason),
+            last_installed: None,
         }
     }
 }

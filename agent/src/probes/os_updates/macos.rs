@@ -239,6 +239,7 @@ pub(super) fn probe(system: &dyn System) -> OsUpdates {
     OsUpdates {
         pending: pending(system, last_scan),
         automatic,
+        last_installed: None,
     }
 }
 

@@ -17,7 +17,7 @@ pub use linux::{
 pub use macos::{
     MacUpdate, SoftwareUpdatePrefs, parse_softwareupdate_list, parse_softwareupdate_prefs,
 };
-pub use windows::automatic_from_policy;
+pub use windows::{DateCulture, automatic_from_policy, parse_date_culture, parse_get_hotfix};
 
 use std::path::Path;
 
