@@ -37,7 +37,7 @@ impl DateCulture {
     }
 }
 
-/// Parses the three lines [`DATE_CULTURE`] prints: name, short date pattern, long time pattern.
+/// Parses the three lines the Get-Culture query prints: name, short date pattern, long time pattern.
 pub fn parse_date_culture(text: &str) -> Result<DateCulture, ParseError> {
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     let lines = match lines.iter().position(|line| !line.is_empty()) {
