@@ -1,3 +1,5 @@
+mod apt_native;
+
 use std::path::{Path, PathBuf};
 
 use shipshape_core::facts::{AutomaticUpdates, Observed, OsUpdates, PendingUpdates};
@@ -480,19 +482,26 @@ fn query(
     }
 }
 
-fn apt_pending(system: &dyn System) -> Observed<PendingUpdates> {
-    let output = match query(
+/// Reads apt's metadata natively when it can (milliseconds); otherwise asks
+/// `apt-get -s upgrade` (seconds: it builds apt's cache and runs the resolver).
+fn apt_upgrade(system: &dyn System) -> Result<AptUpgrade, String> {
+    match apt_native::read_upgrade(system) {
+        Ok(upgrade) => return Ok(upgrade),
+        Err(reason) => tracing::debug!("asking apt-get -s upgrade: {reason}"),
+    }
+    let output = query(
         system,
         APT_GET,
         &["-s", "-o", "Debug::NoLocking=1", "upgrade"],
         &[0],
-    ) {
-        Ok(output) => output,
-        Err(reason) => return Observed::unknown(reason),
-    };
-    let upgrade = match parse_apt_get_upgrade(&output.stdout) {
+    )?;
+    parse_apt_get_upgrade(&output.stdout).map_err(|error| error.to_string())
+}
+
+fn apt_pending(system: &dyn System) -> Observed<PendingUpdates> {
+    let upgrade = match apt_upgrade(system) {
         Ok(upgrade) => upgrade,
-        Err(error) => return Observed::unknown(error.to_string()),
+        Err(reason) => return Observed::unknown(reason),
     };
     let security_packages: Vec<String> = upgrade
         .packages
