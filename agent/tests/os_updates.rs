@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use shipshape::probes::{host, os_updates};
 use shipshape::system::fake::{FakeSystem, fixture_body};
-use shipshape::system::{CommandOutput, RealSystem};
+use shipshape::system::{CommandError, CommandOutput, FileInfo, RealSystem, System};
 use shipshape_core::facts::{
     AutomaticUpdates, Facts, Observed, OsFamily, OsUpdates, PendingUpdates,
 };
@@ -35,6 +35,17 @@ const FIXTURES: &[&str] = &[
     "os-updates/linux/apt-get-just-print-upgrade-kept-back-jammy.txt",
     "os-updates/linux/apt-get-s-upgrade-debian12.txt",
     "os-updates/linux/apt-get-upgrade-kept-back-raspbian.txt",
+    "os-updates/linux/apt-preferences-d-nodejs.txt",
+    "os-updates/linux/dpkg-status-debian12-excerpt.txt",
+    "os-updates/linux/inrelease-bookworm-excerpt.txt",
+    "os-updates/linux/inrelease-bookworm-security-excerpt.txt",
+    "os-updates/linux/inrelease-bookworm-updates-excerpt.txt",
+    "os-updates/linux/inrelease-ubuntu-jammy-backports.txt",
+    "os-updates/linux/inrelease-ubuntu-jammy-security.txt",
+    "os-updates/linux/packages-bookworm-main-excerpt.txt",
+    "os-updates/linux/packages-bookworm-security-excerpt.lz4",
+    "os-updates/linux/packages-bookworm-security-excerpt.txt",
+    "os-updates/linux/packages-bookworm-updates-excerpt.txt",
     "os-updates/linux/dnf-automatic-conf-default.txt",
     "os-updates/linux/dnf-check-update-el7.txt",
     "os-updates/linux/dnf-list-sec-all-fedora27.txt",
@@ -70,6 +81,12 @@ fn fixture(name: &str) -> String {
     fixture_body(&text).to_owned()
 }
 
+/// A listed binary fixture, verbatim; its header lives in the `.txt` of the same stem.
+fn fixture_bytes(name: &str) -> Vec<u8> {
+    assert!(FIXTURES.contains(&name), "{name} is not in FIXTURES");
+    std::fs::read(fixtures_dir().join(name)).unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
 #[test]
 fn every_fixture_is_listed_and_every_listed_fixture_exists() {
     let mut found = BTreeSet::new();
@@ -89,6 +106,14 @@ fn every_fixture_is_listed_and_every_listed_fixture_exists() {
     let listed: BTreeSet<String> = FIXTURES.iter().map(|name| (*name).to_owned()).collect();
     assert_eq!(found, listed);
     for name in FIXTURES {
+        if let Some(stem) = name.strip_suffix(".lz4") {
+            let header = format!("{stem}.txt");
+            assert!(
+                FIXTURES.contains(&header.as_str()),
+                "{name}: a binary fixture needs {header} for its header"
+            );
+            continue;
+        }
         let text = std::fs::read_to_string(fixtures_dir().join(name)).expect("readable");
         for field in ["# command:", "# os:", "# source:", "# expect:"] {
             assert!(text.contains(field), "{name} has no {field} line");
@@ -415,6 +440,229 @@ fn apt_counts_security_updates_and_kept_back_packages() {
     assert!(
         !bash.security,
         "a point-release update is not a security update"
+    );
+}
+
+const LISTS: &str = "/var/lib/apt/lists";
+const MAIN: &str = "deb.debian.org_debian_dists_bookworm";
+const SECURITY: &str = "deb.debian.org_debian-security_dists_bookworm-security";
+const UPDATES: &str = "deb.debian.org_debian_dists_bookworm-updates";
+const STATUS: &str = "/var/lib/dpkg/status";
+
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).expect("in memory");
+    encoder.finish().expect("in memory")
+}
+
+/// This machine's apt metadata in miniature: an excerpt of dpkg's status and
+/// of the three bookworm repositories, each list in a form apt writes
+/// (plain, .lz4 as here, .gz with Acquire::GzipIndexes), and NodeSource's pin.
+fn apt_metadata(status: &str) -> FakeSystem {
+    let linux = |name: &str| fixture(&format!("os-updates/linux/{name}.txt"));
+    FakeSystem::new(OsFamily::Linux)
+        .file("/usr/bin/apt-get", "")
+        .file(STATUS, status)
+        .file(
+            "/etc/apt/preferences.d/nodejs",
+            linux("apt-preferences-d-nodejs"),
+        )
+        .file(
+            format!("{LISTS}/{MAIN}_InRelease"),
+            linux("inrelease-bookworm-excerpt"),
+        )
+        .file(
+            format!("{LISTS}/{MAIN}_main_binary-amd64_Packages"),
+            linux("packages-bookworm-main-excerpt"),
+        )
+        .file(
+            format!("{LISTS}/{SECURITY}_InRelease"),
+            linux("inrelease-bookworm-security-excerpt"),
+        )
+        .file(
+            format!("{LISTS}/{SECURITY}_main_binary-amd64_Packages.lz4"),
+            fixture_bytes("os-updates/linux/packages-bookworm-security-excerpt.lz4"),
+        )
+        .file(
+            format!("{LISTS}/{UPDATES}_InRelease"),
+            linux("inrelease-bookworm-updates-excerpt"),
+        )
+        .file(
+            format!("{LISTS}/{UPDATES}_main_binary-amd64_Packages.gz"),
+            gzip(&linux("packages-bookworm-updates-excerpt")),
+        )
+}
+
+fn dpkg_status() -> String {
+    fixture("os-updates/linux/dpkg-status-debian12-excerpt.txt")
+}
+
+/// The status excerpt with one package's stanza changed (or, for `None`, removed) by `edit`.
+fn status_with(package: &str, edit: impl Fn(&str) -> Option<String>) -> String {
+    let header = format!("Package: {package}\n");
+    let status = dpkg_status();
+    assert!(status.contains(&header), "the excerpt has {package}");
+    status
+        .split("\n\n")
+        .filter_map(|stanza| {
+            if stanza.starts_with(&header) {
+                edit(stanza)
+            } else {
+                Some(stanza.to_owned())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn ran_apt_get(system: &FakeSystem) -> bool {
+    system
+        .ran()
+        .iter()
+        .any(|line| line.starts_with("/usr/bin/apt-get"))
+}
+
+#[test]
+fn apt_metadata_is_read_natively_without_running_apt_get() {
+    let system = apt_metadata(&dpkg_status());
+    let updates = os_updates::probe(&system);
+    let pending = pending_of(&updates);
+    assert!(!ran_apt_get(&system), "{:?}", system.ran());
+    assert_eq!(pending.manager, "apt");
+    // base-files and bash from bookworm; the other four from bookworm-security
+    // (openssl 3.0.22 there beats 3.0.20 in bookworm and 3.0.17 in -updates);
+    // libc6's older security version is no upgrade.
+    assert_eq!(
+        (pending.total, pending.security, pending.held_back),
+        (6, 4, 0)
+    );
+    assert_eq!(
+        pending.security_packages,
+        ["ca-certificates", "libssl3", "openssl", "tzdata"]
+    );
+    // apt-get said the same of these packages on this machine the same day.
+    let apt_get = os_updates::parse_apt_get_upgrade(&fixture(
+        "os-updates/linux/apt-get-s-upgrade-debian12.txt",
+    ))
+    .expect("parses");
+    for (name, security) in [
+        ("base-files", false),
+        ("bash", false),
+        ("ca-certificates", true),
+        ("libssl3", true),
+        ("openssl", true),
+        ("tzdata", true),
+    ] {
+        let package = apt_get
+            .packages
+            .iter()
+            .find(|package| package.name == name)
+            .unwrap_or_else(|| panic!("apt-get upgrades {name}"));
+        assert_eq!(package.security, security, "{name}");
+    }
+
+    // The .lz4 list is its text excerpt, compressed by liblz4.
+    let plain = apt_metadata(&dpkg_status()).file(
+        format!("{LISTS}/{SECURITY}_main_binary-amd64_Packages.lz4"),
+        Vec::new(),
+    );
+    let plain = plain.file(
+        format!("{LISTS}/{SECURITY}_main_binary-amd64_Packages"),
+        fixture("os-updates/linux/packages-bookworm-security-excerpt.txt"),
+    );
+    assert_eq!(
+        pending_of(&os_updates::probe(&plain)).security_packages,
+        pending.security_packages
+    );
+}
+
+#[test]
+fn apt_keeps_back_upgrades_that_need_a_new_package_and_held_ones() {
+    // base-files 12.4+deb12u15 Pre-Depends on awk, which only mawk provides.
+    let without_mawk = apt_metadata(&status_with("mawk", |_| None));
+    let pending = pending_of(&os_updates::probe(&without_mawk)).clone();
+    assert_eq!(
+        (pending.total, pending.security, pending.held_back),
+        (5, 4, 1)
+    );
+
+    let held = status_with("bash", |stanza| {
+        Some(stanza.replace("Status: install ok installed", "Status: hold ok installed"))
+    });
+    assert!(held.contains("Status: hold ok installed"));
+    let pending = pending_of(&os_updates::probe(&apt_metadata(&held))).clone();
+    assert_eq!(
+        (pending.total, pending.held_back),
+        (5, 1),
+        "apt-mark hold: never upgraded"
+    );
+
+    let removed = status_with("openssl", |stanza| {
+        Some(stanza.replace(
+            "Status: install ok installed",
+            "Status: deinstall ok config-files",
+        ))
+    });
+    let pending = pending_of(&os_updates::probe(&apt_metadata(&removed))).clone();
+    assert!(
+        !pending
+            .security_packages
+            .iter()
+            .any(|name| name == "openssl"),
+        "only its configuration is left"
+    );
+}
+
+#[test]
+fn apt_get_answers_what_the_native_reader_cannot_read() {
+    let debian12 = fixture("os-updates/linux/apt-get-s-upgrade-debian12.txt");
+    let xz = apt_metadata(&dpkg_status())
+        .file(
+            format!("{LISTS}/{UPDATES}_main_binary-amd64_Packages.xz"),
+            Vec::new(),
+        )
+        .command(APT, debian12.clone());
+    assert_eq!(pending_of(&os_updates::probe(&xz)).total, 119);
+    assert!(ran_apt_get(&xz), "xz lists are left to apt-get");
+
+    let pinned = apt_metadata(&dpkg_status())
+        .file(
+            "/etc/apt/preferences.d/backports",
+            "Package: *\nPin: release a=bookworm-backports\nPin-Priority: 500\n",
+        )
+        .command(APT, debian12.clone());
+    assert_eq!(pending_of(&os_updates::probe(&pinned)).total, 119);
+    assert!(ran_apt_get(&pinned), "pinning is left to apt-get");
+
+    let pinned_to_a_present_origin = apt_metadata(&dpkg_status())
+        .file(
+            "/etc/apt/preferences.d/debian",
+            "Package: *\nPin: origin deb.debian.org\nPin-Priority: 900\n",
+        )
+        .command(APT, debian12.clone());
+    assert_eq!(
+        pending_of(&os_updates::probe(&pinned_to_a_present_origin)).total,
+        119
+    );
+
+    let default_release = apt_metadata(&dpkg_status())
+        .file(
+            "/etc/apt/apt.conf.d/99default-release",
+            "APT::Default-Release \"bookworm\";\n",
+        )
+        .command(APT, debian12);
+    assert_eq!(pending_of(&os_updates::probe(&default_release)).total, 119);
+
+    let broken = apt_metadata(&dpkg_status())
+        .file(
+            format!("{LISTS}/{SECURITY}_main_binary-amd64_Packages.lz4"),
+            b"not lz4".to_vec(),
+        )
+        .command_hangs(APT);
+    assert!(
+        pending_unknown(&os_updates::probe(&broken)).contains("did not answer"),
+        "a corrupt list is never read as \"no updates\""
     );
 }
 
@@ -888,6 +1136,82 @@ fn live_debian_host_and_apt() {
             .value()
             .is_some_and(|updates| updates.automatic.value().is_some())
     );
+}
+
+/// The real machine, except that apt-get cannot run: whatever the apt probe
+/// reports came from the native reader.
+struct WithoutAptGet(RealSystem);
+
+impl System for WithoutAptGet {
+    fn os(&self) -> OsFamily {
+        self.0.os()
+    }
+
+    fn run(&self, program: &Path, args: &[&str]) -> Result<CommandOutput, CommandError> {
+        if program.ends_with("apt-get") {
+            return Err(CommandError::NotFound(program.to_owned()));
+        }
+        self.0.run(program, args)
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.0.read(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<PathBuf>> {
+        self.0.read_dir(path)
+    }
+
+    fn symlink_metadata(&self, path: &Path) -> std::io::Result<FileInfo> {
+        self.0.symlink_metadata(path)
+    }
+
+    fn is_privileged(&self) -> bool {
+        self.0.is_privileged()
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        self.0.env(name)
+    }
+}
+
+#[test]
+fn live_native_apt_reader_agrees_with_apt_get() {
+    let apt_get = Path::new("/usr/bin/apt-get");
+    if !apt_get.exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must run this test on a machine with apt-get"
+        );
+        eprintln!("no apt-get: the live apt test needs a Debian or Ubuntu machine");
+        return;
+    }
+    let real = RealSystem::default();
+    let output = real
+        .run(apt_get, &["-s", "-o", "Debug::NoLocking=1", "upgrade"])
+        .expect("apt-get runs");
+    assert!(output.success(), "{}", output.stderr);
+    let apt = os_updates::parse_apt_get_upgrade(&output.stdout).expect("parses");
+    let mut security: Vec<String> = apt
+        .packages
+        .iter()
+        .filter(|package| package.security)
+        .map(|package| package.name.clone())
+        .collect();
+    security.sort();
+
+    let updates = os_updates::probe(&WithoutAptGet(real));
+    let pending = pending_of(&updates);
+    let mut native_security = pending.security_packages.clone();
+    native_security.sort();
+    assert_eq!(
+        (pending.total as usize, pending.held_back),
+        (apt.packages.len(), apt.held_back),
+        "total and kept back"
+    );
+    assert_eq!(native_security, security);
+    assert_eq!(pending.security as usize, security.len());
 }
 
 // ---- judged by core ----

@@ -38,6 +38,8 @@ pub(super) enum Fallback {
     DefaultRelease,
     #[error("{0} is a phased update, which apt includes or defers per machine")]
     Phased(String),
+    #[error("dpkg itself is not in dpkg's status file, so the native architecture is unknown")]
+    NoDpkg,
     #[error("{package} has a version apt's rules cannot order: {version:?}")]
     BadVersion { package: String, version: String },
 }
@@ -458,7 +460,8 @@ pub(super) fn plan_upgrade(
     let native = installed
         .iter()
         .find(|package| package.name == "dpkg")
-        .map_or("", |dpkg| dpkg.architecture.as_str());
+        .map(|dpkg| dpkg.architecture.as_str())
+        .ok_or(Fallback::NoDpkg)?;
     let arch = |architecture: &str| -> String {
         if architecture == "all" {
             native
@@ -561,4 +564,294 @@ fn needs_new_package(depends: &str, present: &HashSet<&str>) -> bool {
         .split(',')
         .filter(|group| !group.trim().is_empty())
         .any(|group| !dependency_names(group).any(|name| present.contains(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::fake::fixture_body;
+
+    const JAMMY_SECURITY: &str = include_str!(
+        "../../../../tests/fixtures/os-updates/linux/inrelease-ubuntu-jammy-security.txt"
+    );
+    const JAMMY_BACKPORTS: &str = include_str!(
+        "../../../../tests/fixtures/os-updates/linux/inrelease-ubuntu-jammy-backports.txt"
+    );
+    const BOOKWORM_SECURITY: &str = include_str!(
+        "../../../../tests/fixtures/os-updates/linux/inrelease-bookworm-security-excerpt.txt"
+    );
+    const BOOKWORM_UPDATES: &str = include_str!(
+        "../../../../tests/fixtures/os-updates/linux/inrelease-bookworm-updates-excerpt.txt"
+    );
+
+    fn version(text: &str) -> Version {
+        text.parse().expect("a Debian version")
+    }
+
+    #[test]
+    fn versions_order_as_dpkg_orders_them() {
+        // (older, newer), all from this machine's status and lists.
+        let pairs = [
+            ("2.36-9+deb12u7", "2.36-9+deb12u14"), // libc6: security lags main
+            ("20230311+deb12u1", "20250419~deb12u2"), // ca-certificates
+            ("3.0.20-1~deb12u2", "3.0.22-1~deb12u2"), // openssl, main vs security
+            ("5.2.15-2+b8", "5.2.15-2+b13"),       // bash binNMUs: 13 > 8, not "1" < "8"
+            ("2026b-0+deb12u1", "2026f-0+deb12u1"), // tzdata
+            ("3.0.20-1~deb12u2", "3.0.20-1"),      // "~" sorts before the end
+            ("1.3.1-1", "1:1.2.13.dfsg-1"),        // zlib1g's epoch wins
+            ("12.4+deb12u11", "12.4+deb12u15"),    // base-files
+        ];
+        for (older, newer) in pairs {
+            assert!(version(older) < version(newer), "{older} < {newer}");
+        }
+        assert_eq!(
+            version("1.21.22"),
+            version("0:1.21.22"),
+            "no epoch is epoch 0"
+        );
+    }
+
+    #[test]
+    fn release_files_say_which_repositories_are_security_and_automatic() {
+        let jammy = parse_release(fixture_body(JAMMY_SECURITY));
+        assert_eq!(
+            (
+                jammy.suite.as_str(),
+                jammy.codename.as_str(),
+                jammy.origin.as_str()
+            ),
+            ("jammy-security", "jammy", "Ubuntu")
+        );
+        assert!(jammy.is_security() && jammy.priority() == 500);
+
+        let debian = parse_release(fixture_body(BOOKWORM_SECURITY));
+        assert_eq!(debian.label, "Debian-Security");
+        assert!(debian.is_security());
+
+        let updates = parse_release(fixture_body(BOOKWORM_UPDATES));
+        assert_eq!(updates.codename, "bookworm-updates");
+        assert!(!updates.is_security() && updates.priority() == 500);
+
+        let backports = parse_release(fixture_body(JAMMY_BACKPORTS));
+        assert!(backports.not_automatic && backports.but_automatic_upgrades);
+        assert_eq!(backports.priority(), 100);
+        let without = fixture_body(JAMMY_BACKPORTS).replace("ButAutomaticUpgrades: yes\n", "");
+        assert_eq!(parse_release(&without).priority(), 1);
+    }
+
+    #[test]
+    fn each_list_belongs_to_the_release_file_of_its_own_suite() {
+        let names = [
+            "deb.debian.org_debian_dists_bookworm-updates_InRelease",
+            "deb.debian.org_debian_dists_bookworm_InRelease",
+            "deb.debian.org_debian_dists_bookworm_Release",
+            "deb.debian.org_debian-security_dists_bookworm-security_InRelease",
+        ];
+        let release = |list: &str| release_file_for(list, &names);
+        assert_eq!(
+            release("deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4"),
+            Some("deb.debian.org_debian_dists_bookworm_InRelease"),
+            "InRelease is preferred to Release"
+        );
+        assert_eq!(
+            release("deb.debian.org_debian_dists_bookworm-updates_main_binary-amd64_Packages.lz4"),
+            Some("deb.debian.org_debian_dists_bookworm-updates_InRelease")
+        );
+        assert_eq!(
+            release(
+                "deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"
+            ),
+            Some("deb.debian.org_debian-security_dists_bookworm-security_InRelease")
+        );
+        assert_eq!(
+            release("deb.nodesource.com_node%5f20.x_dists_nodistro_main_binary-amd64_Packages"),
+            None
+        );
+        assert!(matches!(
+            packages_compression("x_Packages.xz"),
+            Some(Err(()))
+        ));
+        assert!(packages_compression("x_main_binary-amd64_Packages.diff_Index").is_none());
+        assert!(packages_compression("x_main_i18n_Translation-en").is_none());
+    }
+
+    fn installed(name: &str, architecture: &str, version: &str, provides: &[&str]) -> Installed {
+        Installed {
+            name: name.to_owned(),
+            architecture: architecture.to_owned(),
+            version: version.to_owned(),
+            held: false,
+            provides: provides.iter().map(|name| (*name).to_owned()).collect(),
+        }
+    }
+
+    fn available(name: &str, architecture: &str, version: &str, depends: &str) -> Available {
+        Available {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            architecture: architecture.to_owned(),
+            depends: depends.to_owned(),
+            phased_percentage: None,
+        }
+    }
+
+    fn repo(suite: &str, packages: Vec<Available>) -> Repo {
+        Repo {
+            release: Release {
+                suite: suite.to_owned(),
+                ..Release::default()
+            },
+            packages,
+        }
+    }
+
+    fn names(upgrade: &AptUpgrade) -> Vec<(&str, bool)> {
+        upgrade
+            .packages
+            .iter()
+            .map(|package| (package.name.as_str(), package.security))
+            .collect()
+    }
+
+    /// base-files 12.4+deb12u15 Pre-Depends on `awk`, which no package is
+    /// called: mawk provides it.
+    #[test]
+    fn an_upgrade_needing_a_package_that_is_not_installed_is_kept_back() {
+        let mawk = installed("mawk", "amd64", "1.3.4.20200120-3.1", &["awk"]);
+        let base_files = installed("base-files", "amd64", "12.4+deb12u11", &["base"]);
+        let dpkg = installed("dpkg", "amd64", "1.21.22", &[]);
+        let main = || {
+            vec![repo(
+                "oldstable",
+                vec![available("base-files", "amd64", "12.4+deb12u15", "awk")],
+            )]
+        };
+        let with_awk =
+            plan_upgrade(&[dpkg.clone(), mawk, base_files.clone()], &main()).expect("plans");
+        assert_eq!(names(&with_awk), [("base-files", false)]);
+        assert_eq!(with_awk.held_back, 0);
+
+        let without_awk =
+            plan_upgrade(&[dpkg.clone(), base_files.clone()], &main()).expect("plans");
+        assert!(without_awk.packages.is_empty());
+        assert_eq!(
+            without_awk.held_back, 1,
+            "apt-get upgrade never installs a new package"
+        );
+
+        // tzdata's `debconf (>= 0.5) | debconf-2.0`: one alternative is enough.
+        let tzdata = installed("tzdata", "all", "2025b-0+deb12u2", &["tzdata-bookworm"]);
+        let cdebconf = installed("cdebconf", "amd64", "0.270", &["debconf-2.0"]);
+        let security = vec![repo(
+            "oldstable-security",
+            vec![available(
+                "tzdata",
+                "all",
+                "2026f-0+deb12u1",
+                "debconf (>= 0.5) | debconf-2.0",
+            )],
+        )];
+        let upgrade =
+            plan_upgrade(&[dpkg.clone(), tzdata.clone(), cdebconf], &security).expect("plans");
+        assert_eq!(names(&upgrade), [("tzdata", true)]);
+
+        let mut held = base_files;
+        held.held = true;
+        let upgrade = plan_upgrade(&[dpkg, held, tzdata], &main()).expect("plans");
+        assert_eq!((upgrade.packages.len(), upgrade.held_back), (0, 1), "held");
+    }
+
+    #[test]
+    fn the_candidate_is_the_newest_version_of_the_best_priority() {
+        let dpkg = installed("dpkg", "amd64", "1.21.22", &[]);
+        let openssl = installed("openssl", "amd64", "3.0.19-1~deb12u2", &[]);
+        let repos = vec![
+            repo(
+                "oldstable",
+                vec![available("openssl", "amd64", "3.0.20-1~deb12u2", "")],
+            ),
+            repo(
+                "oldstable-security",
+                vec![available("openssl", "amd64", "3.0.22-1~deb12u2", "")],
+            ),
+            repo(
+                "oldstable-updates",
+                vec![available("openssl", "amd64", "3.0.17-1~deb12u2", "")],
+            ),
+        ];
+        let upgrade = plan_upgrade(&[dpkg.clone(), openssl.clone()], &repos).expect("plans");
+        assert_eq!(names(&upgrade), [("openssl", true)]);
+
+        // Backports (NotAutomatic + ButAutomaticUpgrades: 100) lose to the
+        // release (500) for a package installed from the release…
+        let mut backports = repo(
+            "bookworm-backports",
+            vec![available("openssl", "amd64", "3.5.1-1~bpo12+1", "")],
+        );
+        backports.release.not_automatic = true;
+        backports.release.but_automatic_upgrades = true;
+        let mut with_backports = repos.clone();
+        with_backports.push(backports.clone());
+        let upgrade = plan_upgrade(&[dpkg.clone(), openssl], &with_backports).expect("plans");
+        assert_eq!(names(&upgrade), [("openssl", true)]);
+
+        // …but upgrade a package installed from backports.
+        let from_backports = installed("openssl", "amd64", "3.5.0-1~bpo12+1", &[]);
+        let upgrade =
+            plan_upgrade(&[dpkg.clone(), from_backports], &with_backports).expect("plans");
+        assert_eq!(names(&upgrade), [("openssl", false)]);
+
+        // A foreign-architecture package is named as apt names it.
+        let i386 = installed("libssl3", "i386", "3.0.19-1~deb12u2", &[]);
+        let lists = vec![repo(
+            "oldstable-security",
+            vec![
+                available("libssl3", "i386", "3.0.22-1~deb12u2", ""),
+                available("libssl3", "amd64", "3.0.23-1~deb12u2", ""),
+            ],
+        )];
+        let upgrade = plan_upgrade(&[dpkg, i386], &lists).expect("plans");
+        assert_eq!(names(&upgrade), [("libssl3:i386", true)]);
+    }
+
+    #[test]
+    fn phased_updates_and_unorderable_versions_are_left_to_apt_get() {
+        let dpkg = installed("dpkg", "amd64", "1.21.22", &[]);
+        let mut phased = available("dpkg", "amd64", "1.21.23", "");
+        phased.phased_percentage = Some(40);
+        let result = plan_upgrade(
+            std::slice::from_ref(&dpkg),
+            &[repo("jammy-updates", vec![phased])],
+        );
+        assert!(matches!(result, Err(Fallback::Phased(name)) if name == "dpkg"));
+        let bad = available("dpkg", "amd64", "1.21.23 beta", "");
+        let result = plan_upgrade(&[dpkg], &[repo("oldstable", vec![bad])]);
+        assert!(matches!(result, Err(Fallback::BadVersion { .. })));
+        let bash = installed("bash", "amd64", "5.2.15-2+b8", &[]);
+        assert!(
+            matches!(plan_upgrade(&[bash], &[]), Err(Fallback::NoDpkg)),
+            "without dpkg, `all` cannot be matched to the native architecture"
+        );
+    }
+
+    #[test]
+    fn stanzas_skip_unwanted_packages_and_continuation_lines() {
+        let text = b"Package: zsh\nVersion: 5.9-4+b5\nDescription: shell\n with continuation: yes\n\n\
+                     Package: bash\nArchitecture: amd64\nVersion: 5.2.15-2+b13\nDescription: GNU\n Version: 9\nPre-Depends: libc6 (>= 2.36), libtinfo6 (>= 6)\nDepends: base-files (>= 2.1.12), debianutils (>= 5.6-0.1)\n";
+        let wanted: HashSet<&str> = ["bash"].into_iter().collect();
+        let packages = parse_packages(text, &wanted);
+        assert_eq!(
+            packages,
+            [available(
+                "bash",
+                "amd64",
+                "5.2.15-2+b13",
+                "libc6 (>= 2.36), libtinfo6 (>= 6), base-files (>= 2.1.12), debianutils (>= 5.6-0.1)"
+            )]
+        );
+        let names: Vec<&str> =
+            dependency_names("python3:any (>= 3.11~), libc6 [amd64] | libc6.1, foo <!nocheck>")
+                .collect();
+        assert_eq!(names, ["python3", "libc6", "libc6.1", "foo"]);
+    }
 }
