@@ -78,6 +78,12 @@ pub trait System: Send + Sync {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
 
+    /// A file to read as a stream, for files too large to hold in memory at once.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn io::Read + '_>> {
+        self.read(path)
+            .map(|bytes| Box::new(io::Cursor::new(bytes)) as Box<dyn io::Read>)
+    }
+
     /// Entries of a directory, as full paths, sorted.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
 

@@ -87,6 +87,10 @@ impl System for RealSystem {
         std::fs::read(path)
     }
 
+    fn open(&self, path: &Path) -> io::Result<Box<dyn io::Read + '_>> {
+        Ok(Box::new(std::fs::File::open(path)?))
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
         let mut entries = std::fs::read_dir(path)?
             .map(|entry| entry.map(|entry| entry.path()))

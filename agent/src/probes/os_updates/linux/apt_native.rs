@@ -10,12 +10,11 @@
 //! to `apt-get -s upgrade` ([`Fallback`]), never guess.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use debversion::Version;
-use memchr::memmem;
 
 use super::{AptUpgrade, PendingPackage, apt_conf_parts, apt_config_value};
 use crate::system::System;
@@ -58,8 +57,12 @@ pub(super) fn read_upgrade(system: &dyn System) -> Result<AptUpgrade, Fallback> 
     if apt_config_value(&conf, "APT::Default-Release").is_some() {
         return Err(Fallback::DefaultRelease);
     }
-    let status = read(system, Path::new(STATUS))?;
-    let installed = parse_dpkg_status(&status);
+    let installed = parse_dpkg_status(open(system, Path::new(STATUS))?).map_err(|source| {
+        Fallback::Unreadable {
+            path: PathBuf::from(STATUS),
+            source,
+        }
+    })?;
     let wanted: HashSet<&str> = installed
         .iter()
         .map(|package| package.name.as_str())
@@ -84,22 +87,25 @@ pub(super) fn read_upgrade(system: &dyn System) -> Result<AptUpgrade, Fallback> 
         if release.priority() < INSTALLED_PRIORITY {
             continue;
         }
-        let bytes = decompress(compression, read(system, path)?).map_err(|source| {
-            Fallback::Unreadable {
+        let packages = parse_packages(decompress(compression, open(system, path)?), &wanted)
+            .map_err(|source| Fallback::Unreadable {
                 path: path.clone(),
                 source,
-            }
-        })?;
-        repos.push(Repo {
-            packages: parse_packages(&bytes, &wanted),
-            release,
-        });
+            })?;
+        repos.push(Repo { packages, release });
     }
     plan_upgrade(&installed, &repos)
 }
 
 fn file_name(path: &Path) -> Option<&str> {
     path.file_name()?.to_str()
+}
+
+fn open<'a>(system: &'a dyn System, path: &Path) -> Result<Box<dyn Read + 'a>, Fallback> {
+    system.open(path).map_err(|source| Fallback::Unreadable {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn read(system: &dyn System, path: &Path) -> Result<Vec<u8>, Fallback> {
@@ -131,18 +137,15 @@ enum Compression {
     Gzip,
 }
 
-fn decompress(compression: Compression, bytes: Vec<u8>) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    match compression {
-        Compression::None => return Ok(bytes),
-        Compression::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
-        }
-        Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
-        }
-    }
-    Ok(out)
+/// A list decompressed as it is read: the lists are tens of megabytes
+/// unpacked, and only a few hundred stanzas of them are kept.
+fn decompress<'a>(compression: Compression, file: Box<dyn Read + 'a>) -> impl BufRead + 'a {
+    let reader: Box<dyn Read + 'a> = match compression {
+        Compression::None => file,
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(file)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+    };
+    BufReader::with_capacity(64 * 1024, reader)
 }
 
 /// The `InRelease` (preferred) or `Release` file of the repository a list
@@ -290,10 +293,10 @@ pub(super) struct Installed {
 
 /// Reads dpkg's status file: the packages with a current version (not
 /// removed, not only config files left).
-pub(super) fn parse_dpkg_status(bytes: &[u8]) -> Vec<Installed> {
+pub(super) fn parse_dpkg_status(file: impl Read) -> io::Result<Vec<Installed>> {
     let mut installed = Vec::new();
     for_each_stanza(
-        bytes,
+        BufReader::new(file),
         [
             b"Package".as_slice(),
             b"Status",
@@ -319,8 +322,8 @@ pub(super) fn parse_dpkg_status(bytes: &[u8]) -> Vec<Installed> {
                     .collect(),
             });
         },
-    );
-    installed
+    )?;
+    Ok(installed)
 }
 
 /// One version of a package a list offers.
@@ -336,10 +339,13 @@ pub(super) struct Available {
 
 /// Reads a `Packages` list, keeping only the packages named in `wanted`
 /// (the installed ones): the other tens of thousands are skipped unparsed.
-pub(super) fn parse_packages(bytes: &[u8], wanted: &HashSet<&str>) -> Vec<Available> {
+pub(super) fn parse_packages(
+    list: impl BufRead,
+    wanted: &HashSet<&str>,
+) -> io::Result<Vec<Available>> {
     let mut available = Vec::new();
     for_each_stanza(
-        bytes,
+        list,
         [
             b"Package".as_slice(),
             b"Version",
@@ -363,8 +369,8 @@ pub(super) fn parse_packages(bytes: &[u8], wanted: &HashSet<&str>) -> Vec<Availa
                 phased_percentage: text(phased).parse().ok(),
             });
         },
-    );
-    available
+    )?;
+    Ok(available)
 }
 
 fn text(bytes: &[u8]) -> &str {
@@ -372,53 +378,50 @@ fn text(bytes: &[u8]) -> &str {
 }
 
 /// Calls `each` with the first-line values of `fields` (empty when absent)
-/// for every stanza of a deb822 file whose `Package` (`fields[0]`) passes
-/// `keep`; a rejected stanza is skipped to its end without reading further.
-fn for_each_stanza<'a, const N: usize>(
-    bytes: &'a [u8],
+/// for every stanza of a deb822 stream whose `Package` (`fields[0]`) passes
+/// `keep`; a rejected stanza is skipped to its end without keeping anything.
+fn for_each_stanza<const N: usize>(
+    mut reader: impl BufRead,
     fields: [&[u8]; N],
     keep: impl Fn(&[u8]) -> bool,
-    mut each: impl FnMut([&'a [u8]; N]),
-) {
-    let stanza_end = memmem::Finder::new(b"\n\n");
-    let mut values: [&'a [u8]; N] = [&[]; N];
+    mut each: impl FnMut([&[u8]; N]),
+) -> io::Result<()> {
+    let mut values: [Vec<u8>; N] = std::array::from_fn(|_| Vec::new());
     let mut seen_any = false;
-    let mut at = 0;
-    while at < bytes.len() {
-        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |offset| at + offset);
-        let line = &bytes[at..end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        at = end + 1;
-        if line.is_empty() {
-            if seen_any && !values[0].is_empty() && keep(values[0]) {
-                each(values);
+    let mut skipping = false;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        let content = line.strip_suffix(b"\n").unwrap_or(&line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            if seen_any && !skipping && !values[0].is_empty() && keep(&values[0]) {
+                each(std::array::from_fn(|index| values[index].as_slice()));
             }
-            values = [&[]; N];
-            seen_any = false;
+            values.iter_mut().for_each(Vec::clear);
+            (seen_any, skipping) = (false, false);
+            if read == 0 {
+                return Ok(());
+            }
             continue;
         }
-        if line[0] == b' ' || line[0] == b'\t' {
+        if skipping || content[0] == b' ' || content[0] == b'\t' {
             continue;
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
+        let Some(colon) = memchr::memchr(b':', content) else {
             continue;
         };
         seen_any = true;
-        let (key, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        let (key, value) = (&content[..colon], content[colon + 1..].trim_ascii());
         let Some(index) = fields.iter().position(|field| *field == key) else {
             continue;
         };
-        values[index] = value;
+        values[index].clear();
+        values[index].extend_from_slice(value);
         if index == 0 && !keep(value) {
-            values = [&[]; N];
-            seen_any = false;
-            at = stanza_end
-                .find(&bytes[end..])
-                .map_or(bytes.len(), |offset| end + offset + 2);
+            skipping = true;
         }
-    }
-    if seen_any && !values[0].is_empty() && keep(values[0]) {
-        each(values);
     }
 }
 
@@ -839,7 +842,7 @@ mod tests {
         let text = b"Package: zsh\nVersion: 5.9-4+b5\nDescription: shell\n with continuation: yes\n\n\
                      Package: bash\nArchitecture: amd64\nVersion: 5.2.15-2+b13\nDescription: GNU\n Version: 9\nPre-Depends: libc6 (>= 2.36), libtinfo6 (>= 6)\nDepends: base-files (>= 2.1.12), debianutils (>= 5.6-0.1)\n";
         let wanted: HashSet<&str> = ["bash"].into_iter().collect();
-        let packages = parse_packages(text, &wanted);
+        let packages = parse_packages(&text[..], &wanted).unwrap();
         assert_eq!(
             packages,
             [available(
