@@ -5,8 +5,8 @@ use jiff::civil::{Date, DateTime, Time};
 use shipshape_core::facts::{AutomaticUpdates, Observed, OsUpdates};
 
 use super::ParseError;
-use crate::probes::host::windows::{REG, SYSTEMINFO};
-use crate::probes::host::{parse_reg_query, parse_systeminfo};
+use crate::probes::host::parse_reg_query;
+use crate::probes::host::windows::REG;
 use crate::system::System;
 
 const AU_POLICY_KEY: &str = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU";
@@ -219,18 +219,6 @@ pub(super) fn probe(system: &dyn System) -> OsUpdates {
         Ok(output) => Observed::unknown(format!("reg query {AU_POLICY_KEY} failed: {}", output.stderr.trim())),
         Err(error) => Observed::unknown(error.to_string()),
     };
-    let automatic = match automatic {
-        Observed::Observed(mut automatic) => {
-            if let Some(hotfixes) = last_hotfix(system) {
-                automatic.detail = Some(format!(
-                    "{}; {hotfixes}",
-                    automatic.detail.unwrap_or_default()
-                ));
-            }
-            Observed::Observed(automatic)
-        }
-        unknown => unknown,
-    };
     let pending = "Windows keeps no list of pending updates that can be read without asking Windows Update; \
                    open Settings → Windows Update to see them";
     match last_installed(system) {
@@ -293,17 +281,6 @@ fn powershell(system: &dyn System, command: &str, what: &str) -> Result<String, 
         )),
         Err(error) => Err(error.to_string()),
     }
-}
-
-/// Evidence of patching: the last hotfix systeminfo lists.
-fn last_hotfix(system: &dyn System) -> Option<String> {
-    let output = system.run(Path::new(SYSTEMINFO), &[]).ok()?;
-    let info = parse_systeminfo(&output.stdout).ok()?;
-    let last = info.hotfixes.last()?;
-    Some(format!(
-        "{} hotfixes listed by systeminfo, the last {last}",
-        info.hotfixes.len()
-    ))
 }
 
 #[cfg(test)]
