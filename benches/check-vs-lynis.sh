@@ -31,7 +31,7 @@ lynis_cmd="lynis audit system --quick --no-colors --no-log --no-plugins --tests-
 hyperfine --ignore-failure --warmup 2 --runs "$runs" --export-json "$out/shipshape.json" "$shipshape_cmd" >&2
 hyperfine --ignore-failure --warmup 0 --runs "$lynis_runs" --export-json "$out/lynis.json" "$lynis_cmd" >&2
 
-peak_kib() { /usr/bin/time -f '%M' bash -c "$1 >/dev/null 2>&1" 2>&1 | tail -1; }
+peak_kib() { /usr/bin/time -f '%M' bash -c "$1 >/dev/null 2>&1; true" 2>&1 | tail -1; }
 mean_ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f\"{r['mean']*1000:.1f} ± {r['stddev']*1000:.1f}\")" "$1"; }
 mean_s() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['mean'])" "$1"; }
 
