@@ -60,3 +60,20 @@ pub fn needs_root(what: &str, system: &dyn System) -> String {
         }
     }
 }
+
+/// A command output that does not have the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not read the output of {tool}: {reason}")]
+pub struct ParseError {
+    pub tool: &'static str,
+    pub reason: String,
+}
+
+impl ParseError {
+    pub(crate) fn new(tool: &'static str, reason: impl Into<String>) -> Self {
+        ParseError {
+            tool,
+            reason: reason.into(),
+        }
+    }
+}

@@ -23,27 +23,13 @@ use shipshape_core::facts::{Firewall, Observed, OsFamily};
 
 use crate::system::System;
 
+pub use super::ParseError;
+
 /// Observes this fact group on the machine behind `system`.
 pub fn probe(system: &dyn System) -> Observed<Firewall> {
     match system.os() {
         OsFamily::Linux => linux::probe(system),
         OsFamily::Macos => macos::probe(system),
         OsFamily::Windows => windows::probe(system),
-    }
-}
-
-/// A command printed something the parser does not understand.
-#[derive(Debug, thiserror::Error)]
-pub enum ParseError {
-    #[error("{tool} printed output Shipshape does not understand: {detail}")]
-    Unrecognized { tool: &'static str, detail: String },
-}
-
-impl ParseError {
-    fn new(tool: &'static str, detail: impl Into<String>) -> Self {
-        ParseError::Unrecognized {
-            tool,
-            detail: detail.into(),
-        }
     }
 }

@@ -27,22 +27,7 @@ pub fn probe(system: &dyn System) -> Host {
     }
 }
 
-/// A command output that does not have the expected shape.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("could not read the output of {tool}: {reason}")]
-pub struct ParseError {
-    pub tool: &'static str,
-    pub reason: String,
-}
-
-impl ParseError {
-    pub(crate) fn new(tool: &'static str, reason: impl Into<String>) -> Self {
-        ParseError {
-            tool,
-            reason: reason.into(),
-        }
-    }
-}
+pub use super::ParseError;
 
 /// The trimmed first line of a command's stdout, when it ran, succeeded and printed one.
 pub(crate) fn first_line(system: &dyn System, program: &str, args: &[&str]) -> Option<String> {

@@ -24,7 +24,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use shipshape_core::facts::{Observed, OsFamily, OsUpdates};
 
-pub use crate::probes::host::ParseError;
+pub use crate::probes::ParseError;
 use crate::system::System;
 
 /// Observes pending updates and automatic updates on the machine behind `system`.
