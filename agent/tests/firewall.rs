@@ -471,7 +471,9 @@ fn missing_or_hung_tools_are_unknown() {
     assert!(unknown_reason(&firewall::probe(&hung_netsh)).contains("did not answer"));
 
     let garbage = linux_root().command(NFT, "Error: syntax error\n");
-    assert!(unknown_reason(&firewall::probe(&garbage)).contains("could not read the output of nft"));
+    assert!(
+        unknown_reason(&firewall::probe(&garbage)).contains("could not read the output of nft")
+    );
 }
 
 #[test]

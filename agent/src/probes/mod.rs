@@ -17,6 +17,9 @@ use shipshape_core::facts::{Facts, Observed};
 
 use crate::system::System;
 
+/// Windows PowerShell 5.1, present on every supported Windows.
+pub(crate) const POWERSHELL: &str = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe";
+
 /// Observes every fact group `wanted` names; the others are unknown, "not collected".
 pub fn collect(system: &dyn System, wanted: &[CheckId]) -> Facts {
     fn when<T>(

@@ -6,10 +6,10 @@
 use shipshape_core::facts::{DiskEncryption, Observed, Volume, VolumeEncryption};
 
 use super::{ParseError, failure, run};
+use crate::probes::POWERSHELL;
 use crate::probes::needs_root;
 use crate::system::System;
 
-const POWERSHELL: &[&str] = &[r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"];
 const MANAGE_BDE: &[&str] = &[r"C:\Windows\System32\manage-bde.exe"];
 const GET_BITLOCKER_VOLUME: &[&str] = &[
     "-NoProfile",
@@ -291,7 +291,7 @@ fn is_drive_letter(mount_point: &str) -> bool {
 
 /// Observes BitLocker on the OS and data volumes.
 pub fn probe(system: &dyn System) -> Observed<DiskEncryption> {
-    let powershell = match run(system, POWERSHELL, GET_BITLOCKER_VOLUME) {
+    let powershell = match run(system, &[POWERSHELL], GET_BITLOCKER_VOLUME) {
         Ok(output) if output.success() => {
             parse_get_bitlockervolume(&output.stdout).map_err(|error| error.to_string())
         }

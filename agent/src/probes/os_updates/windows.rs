@@ -5,12 +5,12 @@ use jiff::civil::{Date, DateTime, Time};
 use shipshape_core::facts::{AutomaticUpdates, Observed, OsUpdates};
 
 use super::ParseError;
+use crate::probes::POWERSHELL;
 use crate::probes::host::parse_reg_query;
 use crate::probes::host::windows::REG;
 use crate::system::System;
 
 const AU_POLICY_KEY: &str = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU";
-const POWERSHELL: &str = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe";
 /// The locale and the patterns PowerShell formats a date-time with (`G`:
 /// short date + long time): Get-HotFix prints `InstalledOn` that way.
 const DATE_CULTURE: &str = "(Get-Culture).Name; (Get-Culture).DateTimeFormat.ShortDatePattern; \

@@ -6,9 +6,9 @@ use std::path::Path;
 use shipshape_core::facts::{Observed, ServiceState, SshServer};
 
 use super::{ParseError, effective_config};
+use crate::probes::POWERSHELL;
 use crate::system::System;
 
-const POWERSHELL: &str = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe";
 const SSHD: &str = r"C:\Windows\System32\OpenSSH\sshd.exe";
 const CONFIG_DIR: &str = r"C:\ProgramData\ssh";
 const CONFIG_FILE: &str = r"C:\ProgramData\ssh\sshd_config";
