@@ -9,6 +9,7 @@ pub mod disk_encryption;
 pub mod firewall;
 pub mod host;
 pub mod os_updates;
+mod powershell;
 pub mod ssh_keys;
 pub mod ssh_server;
 

@@ -8,6 +8,7 @@ use shipshape_core::facts::{DiskEncryption, Observed, Volume, VolumeEncryption};
 use super::{ParseError, failure, run};
 use crate::probes::POWERSHELL;
 use crate::probes::needs_root;
+use crate::probes::powershell::{Record, field, is_rule, list_records, table_records};
 use crate::system::System;
 
 const MANAGE_BDE: &[&str] = &[r"C:\Windows\System32\manage-bde.exe"];
@@ -40,89 +41,6 @@ pub fn parse_get_bitlockervolume(text: &str) -> Result<Vec<BitLockerVolume>, Par
         return Err(ParseError::new("Get-BitLockerVolume listed no volume"));
     }
     records.iter().map(bitlocker_record).collect()
-}
-
-type Record = Vec<(String, String)>;
-
-fn field<'a>(record: &'a Record, key: &str) -> Option<&'a str> {
-    record
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(key))
-        .map(|(_, value)| value.as_str())
-        .filter(|value| !value.is_empty())
-}
-
-/// `Key : value` lines, records separated by blank lines; wrapped values continue indented.
-fn list_records(text: &str) -> Vec<Record> {
-    let mut records: Vec<Record> = Vec::new();
-    let mut current: Record = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            if !current.is_empty() {
-                records.push(std::mem::take(&mut current));
-            }
-        } else if line.starts_with(char::is_whitespace) {
-            if let Some((_, value)) = current.last_mut() {
-                value.push(' ');
-                value.push_str(line.trim());
-            }
-        } else if let Some((key, value)) = line.split_once(':') {
-            current.push((key.trim().to_owned(), value.trim().to_owned()));
-        }
-    }
-    if !current.is_empty() {
-        records.push(current);
-    }
-    records
-}
-
-/// A line of dashes under a table's header.
-fn is_rule(line: &str) -> bool {
-    let line = line.trim();
-    !line.is_empty() && line.chars().all(|c| c == '-' || c == ' ') && line.contains("--")
-}
-
-/// PowerShell's table view: columns start where the dashes under the header start;
-/// headers split over two lines ("Mount" / "Point") are joined.
-fn table_records(text: &str) -> Vec<Record> {
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(rule) = lines.iter().position(|line| is_rule(line)) else {
-        return Vec::new();
-    };
-    let rule_chars: Vec<char> = lines[rule].chars().collect();
-    let starts: Vec<usize> = (0..rule_chars.len())
-        .filter(|&at| rule_chars[at] == '-' && (at == 0 || rule_chars[at - 1] == ' '))
-        .collect();
-    let cell = |line: &str, column: usize| -> String {
-        let chars: Vec<char> = line.chars().collect();
-        let from = starts[column].min(chars.len());
-        let to = starts
-            .get(column + 1)
-            .copied()
-            .unwrap_or(chars.len())
-            .min(chars.len());
-        chars[from..to].iter().collect::<String>().trim().to_owned()
-    };
-    let header_lines = &lines[rule.saturating_sub(2)..rule];
-    let names: Vec<String> = (0..starts.len())
-        .map(|column| {
-            header_lines
-                .iter()
-                .map(|line| cell(line, column))
-                .collect::<String>()
-        })
-        .collect();
-    lines[rule + 1..]
-        .iter()
-        .take_while(|line| !line.trim().is_empty())
-        .map(|line| {
-            names
-                .iter()
-                .enumerate()
-                .map(|(column, name)| (name.clone(), cell(line, column)))
-                .collect()
-        })
-        .collect()
 }
 
 fn percent(value: Option<&str>) -> Option<f64> {

@@ -8,6 +8,7 @@ use super::ParseError;
 use crate::probes::POWERSHELL;
 use crate::probes::host::parse_reg_query;
 use crate::probes::host::windows::REG;
+use crate::probes::powershell::{field, is_rule, table_records};
 use crate::system::System;
 
 const AU_POLICY_KEY: &str = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU";
@@ -66,43 +67,25 @@ pub fn parse_date_culture(text: &str) -> Result<DateCulture, ParseError> {
 /// Hotfixes without a date are skipped (Windows leaves some blank); `None`
 /// when no hotfix has one. A date in any other format is an error, never a guess.
 pub fn parse_get_hotfix(text: &str) -> Result<Option<DateTime>, ParseError> {
-    let lines: Vec<&str> = text.lines().collect();
-    let rule = lines
+    if !text.lines().any(is_rule) {
+        return Err(ParseError::new("Get-HotFix", "no table of hotfixes"));
+    }
+    let records = table_records(text);
+    if records
         .iter()
-        .position(|line| {
-            let line = line.trim();
-            line.starts_with("--") && line.chars().all(|c| c == '-' || c == ' ')
-        })
-        .ok_or_else(|| ParseError::new("Get-HotFix", "no table of hotfixes"))?;
-    let rule_chars: Vec<char> = lines[rule].chars().collect();
-    let starts: Vec<usize> = (0..rule_chars.len())
-        .filter(|&at| rule_chars[at] == '-' && (at == 0 || rule_chars[at - 1] != '-'))
-        .collect();
-    let cell = |line: &str, column: usize| -> String {
-        let chars: Vec<char> = line.chars().collect();
-        let from = starts[column].min(chars.len());
-        let to = starts
-            .get(column + 1)
-            .map_or(chars.len(), |&next| next.min(chars.len()));
-        chars[from..to].iter().collect::<String>().trim().to_owned()
-    };
-    let header = rule
-        .checked_sub(1)
-        .map(|at| lines[at])
-        .ok_or_else(|| ParseError::new("Get-HotFix", "the table has no header"))?;
-    let column = (0..starts.len())
-        .find(|&column| cell(header, column) == "InstalledOn")
-        .ok_or_else(|| ParseError::new("Get-HotFix", "the table has no InstalledOn column"))?;
-    let mut newest: Option<DateTime> = None;
-    for line in lines[rule + 1..]
-        .iter()
-        .take_while(|line| !line.trim().is_empty())
+        .any(|record| !record.iter().any(|(name, _)| name == "InstalledOn"))
     {
-        let installed = cell(line, column);
-        if installed.is_empty() {
+        return Err(ParseError::new(
+            "Get-HotFix",
+            "the table has no InstalledOn column",
+        ));
+    }
+    let mut newest: Option<DateTime> = None;
+    for record in &records {
+        let Some(installed) = field(record, "InstalledOn") else {
             continue;
-        }
-        let at = parse_en_us_date_time(&installed).ok_or_else(|| {
+        };
+        let at = parse_en_us_date_time(installed).ok_or_else(|| {
             ParseError::new(
                 "Get-HotFix",
                 format!("`{installed}` is not an en-US date ({EN_US_PATTERN})"),
