@@ -5,5 +5,6 @@ mod disk_encryption;
 mod firewall;
 mod os_updates;
 mod output;
+mod robustness;
 mod ssh_keys;
 mod ssh_server;
