@@ -172,6 +172,16 @@ fn linux_cases() -> Vec<(&'static str, FakeSystem, &'static str)> {
             "iptables: on, inbound blocked",
         ),
         (
+            "nft-json-drop-policy-eth0-accept",
+            nft("nft-json-drop-policy-eth0-accept.txt"),
+            "nftables: on, inbound allowed",
+        ),
+        (
+            "iptables-S-drop-policy-eth0-accept",
+            iptables("iptables-S-drop-policy-eth0-accept.txt"),
+            "iptables: on, inbound allowed",
+        ),
+        (
             "ufw-status-verbose-active",
             ufw("ufw-status-verbose-active.txt"),
             "ufw: on, inbound blocked",
@@ -220,6 +230,30 @@ fn every_fixture_is_tested() {
                 assert!(tested.contains(&name), "{name} is not tested");
             }
         }
+    }
+}
+
+#[test]
+fn an_accept_for_a_whole_network_link_is_named_in_notes() {
+    for file in [
+        "nft-json-drop-policy-eth0-accept.txt",
+        "iptables-S-drop-policy-eth0-accept.txt",
+    ] {
+        let command = if file.starts_with("nft") {
+            NFT
+        } else {
+            "/usr/sbin/iptables -S"
+        };
+        let system = linux_root().command(command, fixture(&format!("linux/{file}")));
+        let firewall = firewall::probe(&system).value().cloned().unwrap();
+        assert!(
+            firewall
+                .notes
+                .iter()
+                .any(|note| note.ends_with("accepts everything arriving on eth0")),
+            "{file}: {:?}",
+            firewall.notes
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! `iptables -S`: the filter table's rules in iptables-save form.
 
 use super::ParseError;
-use super::rules::{BaseChain, Chains, Filtering, Rule, Step};
+use super::rules::{BaseChain, Chains, Filtering, Rule, Step, external_interface};
 
 const TABLE: &str = "filter";
 
@@ -76,8 +76,8 @@ fn reduce(words: &[&str], is_chain: impl Fn(&str) -> bool) -> Rule {
     let target_at = words
         .iter()
         .position(|word| matches!(*word, "-j" | "-g" | "--jump" | "--goto"));
-    let before = &words[..target_at.unwrap_or(words.len())];
-    let conditional = !without_comments(before).is_empty();
+    let before = without_comments(&words[..target_at.unwrap_or(words.len())]);
+    let conditional = !before.is_empty();
     let step = match target_at.and_then(|at| Some((words[at], *words.get(at + 1)?))) {
         None => Step::Continue,
         Some((_, "ACCEPT" | "NFQUEUE")) => Step::Accept,
@@ -97,8 +97,34 @@ fn reduce(words: &[&str], is_chain: impl Fn(&str) -> bool) -> Rule {
     Rule {
         conditional,
         uncertain: false,
+        opens: opening(&before),
         step,
     }
+}
+
+/// What unsolicited traffic a rule's matches still let through: only an
+/// input interface that is a real network link (`-i eth0`), and/or a
+/// conntrack state match that includes NEW. `None` when anything narrows it.
+fn opening(matches: &[&str]) -> Option<String> {
+    let mut opening = Vec::new();
+    let mut at = 0;
+    while at < matches.len() {
+        match (matches[at], matches.get(at + 1).copied()) {
+            ("-i" | "--in-interface", Some(name)) if external_interface(name) => {
+                opening.push(format!("everything arriving on {name}"));
+                at += 2;
+            }
+            ("-m", Some("conntrack" | "state")) => at += 2,
+            ("--ctstate" | "--state", Some(states))
+                if states.split(',').any(|state| state == "NEW") =>
+            {
+                opening.push("every new connection".to_owned());
+                at += 2;
+            }
+            _ => return None,
+        }
+    }
+    (!opening.is_empty()).then(|| opening.join(", "))
 }
 
 /// The words of a rule's match part with `-m comment --comment …` removed.

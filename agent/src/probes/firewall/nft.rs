@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::ParseError;
-use super::rules::{BaseChain, Chains, Filtering, Rule, Step, set_aside};
+use super::rules::{BaseChain, Chains, Filtering, Rule, Step, external_interface, set_aside};
 
 /// Statements that only let some packets through to the rule's verdict.
 const CONDITIONS: &[&str] = &[
@@ -119,8 +119,11 @@ fn reduce(expr: &[Value]) -> Rule {
     let mut rule = Rule {
         conditional: false,
         uncertain: false,
+        opens: None,
         step: Step::Continue,
     };
+    let mut opening = Vec::new();
+    let mut narrowed = false;
     for statement in expr {
         let Some((kind, body)) = statement
             .as_object()
@@ -154,11 +157,21 @@ fn reduce(expr: &[Value]) -> Rule {
                 (Some("target"), _) => continue,
                 _ => {
                     rule.conditional = true;
+                    narrowed = true;
                     continue;
                 }
             },
+            "match" => {
+                rule.conditional = true;
+                match opening_match(body) {
+                    Some(what) => opening.push(what),
+                    None => narrowed = true,
+                }
+                continue;
+            }
             kind if CONDITIONS.contains(&kind) => {
                 rule.conditional = true;
+                narrowed = true;
                 continue;
             }
             kind if SIDE_EFFECTS.contains(&kind) => continue,
@@ -170,7 +183,43 @@ fn reduce(expr: &[Value]) -> Rule {
         rule.step = step;
         break;
     }
+    if !narrowed && !opening.is_empty() {
+        rule.opens = Some(opening.join(", "));
+    }
     rule
+}
+
+/// What unsolicited traffic a `match` statement still lets through: an
+/// input-interface match on a real network link, or a conntrack state match
+/// that includes `new`. `None` for a match that narrows the rule to some traffic.
+fn opening_match(body: &Value) -> Option<String> {
+    if !matches!(
+        body.get("op").and_then(Value::as_str),
+        None | Some("==" | "in")
+    ) {
+        return None;
+    }
+    let right = body.get("right")?;
+    let words: Vec<&str> = match right {
+        Value::String(word) => vec![word.as_str()],
+        Value::Object(set) => set
+            .get("set")?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect(),
+        Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+        _ => return None,
+    };
+    let left = body.get("left")?;
+    if let Some(key) = left.pointer("/meta/key").and_then(Value::as_str) {
+        return (matches!(key, "iifname" | "iif")
+            && !words.is_empty()
+            && words.iter().all(|name| external_interface(name)))
+        .then(|| format!("everything arriving on {}", words.join(", ")));
+    }
+    (left.pointer("/ct/key").and_then(Value::as_str) == Some("state") && words.contains(&"new"))
+        .then(|| "every new connection".to_owned())
 }
 
 #[cfg(test)]

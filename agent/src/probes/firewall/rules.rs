@@ -1,12 +1,15 @@
 //! The fate of an unsolicited packet in a set of netfilter chains, shared by
 //! the nftables and iptables readers.
 //!
-//! The packet is one no rule's condition matches: it is not part of an
-//! established connection and no port was opened for it. Rules with
+//! The packet is one no narrowing condition matches: it is not part of an
+//! established connection and no port was opened for it. Rules with such
 //! conditions are therefore skipped (they allow or drop *some* traffic), and
 //! the packet's fate is what the unconditional rules and the chain policy
-//! decide. A rule whose conditions cannot be classified never counts as a
-//! drop, so doubt leans towards "allowed".
+//! decide. Two conditions do not narrow, because every unsolicited packet on
+//! a network link meets them: the input interface being a real link (`eth0`)
+//! and a conntrack state that includes `new`; an accept with only those opens
+//! the machine. A rule whose conditions cannot be classified never counts as
+//! a drop, so doubt leans towards "allowed".
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +43,9 @@ pub(crate) struct Rule {
     pub conditional: bool,
     /// The rule holds a statement the reader does not know, which may be a condition.
     pub uncertain: bool,
+    /// Conditions that an unsolicited packet still meets, so the rule decides its
+    /// fate after all: "everything arriving on eth0", "every new connection".
+    pub opens: Option<String>,
     pub step: Step,
 }
 
@@ -83,6 +89,16 @@ const SET_ASIDE: &[(&str, &str)] = &[
     ("crowdsec", "CrowdSec"),
 ];
 
+/// Interface names of real network links (Ethernet, Wi-Fi, WWAN, bonds), as
+/// the kernel and systemd name them; `+` and `*` are wildcards in rules.
+/// Loopback and virtual interfaces (docker0, tailscale0, virbr0) are not.
+pub(crate) fn external_interface(name: &str) -> bool {
+    let name = name.trim_matches('"');
+    ["eth", "en", "wl", "ww", "bond"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
 /// The software that owns a chain or table of this name, if it is not a firewall.
 pub(crate) fn set_aside(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
@@ -118,7 +134,7 @@ impl Chains {
             let (fate, how) = match fate {
                 Fate::Fallthrough if base.policy_drop => (Fate::Drop, "by its drop policy"),
                 Fate::Fallthrough => (Fate::Accept, "by its accept policy"),
-                other => (other, "by an unconditional rule"),
+                other => (other, "by a rule every such packet meets"),
             };
             blocked |= fate == Fate::Drop;
             notes.insert(format!(
@@ -151,6 +167,10 @@ impl Chains {
         }
         for rule in self.rules(table, chain) {
             if rule.conditional {
+                if let (Some(what), Step::Accept) = (&rule.opens, &rule.step) {
+                    notes.insert(format!("chain {chain} accepts {what}"));
+                    return Fate::Accept;
+                }
                 continue;
             }
             match &rule.step {
@@ -200,8 +220,31 @@ mod tests {
         Rule {
             conditional,
             uncertain: false,
+            opens: None,
             step,
         }
+    }
+
+    #[test]
+    fn an_accept_on_an_external_interface_opens_a_drop_policy() {
+        let opening = Rule {
+            opens: Some("everything arriving on eth0".to_owned()),
+            ..rule(true, Step::Accept)
+        };
+        let set = chains(&[("in", vec![opening])]);
+        let judged = set.judge(&[base("in", true)], "nftables");
+        assert!(judged.filters && !judged.blocked, "{judged:?}");
+        assert!(
+            judged
+                .notes
+                .contains(&"chain in accepts everything arriving on eth0".to_owned())
+        );
+        assert!(external_interface("enp3s0") && external_interface("eth+"));
+        assert!(
+            !external_interface("lo")
+                && !external_interface("docker0")
+                && !external_interface("tailscale0")
+        );
     }
 
     fn base(name: &str, policy_drop: bool) -> BaseChain {
@@ -270,9 +313,8 @@ mod tests {
         let set = chains(&[(
             "in",
             vec![Rule {
-                conditional: false,
                 uncertain: true,
-                step: Step::Drop,
+                ..rule(false, Step::Drop)
             }],
         )]);
         assert!(!set.judge(&[base("in", false)], "nftables").blocked);
