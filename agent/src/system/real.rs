@@ -1,8 +1,9 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use shipshape_core::facts::OsFamily;
@@ -28,12 +29,15 @@ impl Default for RealSystem {
     }
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+/// Reads a pipe to its end on its own thread; the bytes arrive on the channel.
+fn drain(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
     thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
+        let _ = sender.send(bytes);
+    });
+    receiver
 }
 
 impl System for RealSystem {
@@ -63,23 +67,30 @@ impl System for RealSystem {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(io_error)?;
+        let started = Instant::now();
         let stdout = drain(child.stdout.take().expect("stdout is piped"));
         let stderr = drain(child.stderr.take().expect("stderr is piped"));
+        let timed_out = || CommandError::TimedOut {
+            program: program.to_owned(),
+            after: self.timeout,
+        };
         let Some(status) = child.wait_timeout(self.timeout).map_err(io_error)? else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(CommandError::TimedOut {
-                program: program.to_owned(),
-                after: self.timeout,
-            });
+            return Err(timed_out());
         };
-        let text = |handle: thread::JoinHandle<Vec<u8>>| {
-            String::from_utf8_lossy(&handle.join().unwrap_or_default()).into_owned()
+        // A process the program started may hold its output open after it exits;
+        // the output is waited for only until the same deadline.
+        let text = |pipe: mpsc::Receiver<Vec<u8>>| {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            pipe.recv_timeout(left)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .map_err(|_| timed_out())
         };
         Ok(CommandOutput {
             code: status.code(),
-            stdout: text(stdout),
-            stderr: text(stderr),
+            stdout: text(stdout)?,
+            stderr: text(stderr)?,
         })
     }
 
@@ -146,5 +157,54 @@ impl System for RealSystem {
 
     fn env(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn quick() -> RealSystem {
+        RealSystem::new(Duration::from_millis(500))
+    }
+
+    #[test]
+    fn runs_a_program_in_the_c_locale_and_keeps_both_streams_and_the_exit_code() {
+        let output = quick()
+            .run(
+                Path::new("/bin/sh"),
+                &["-c", "echo \"$LC_ALL\"; echo oops >&2; exit 3"],
+            )
+            .unwrap();
+        assert_eq!(output.stdout, "C\n");
+        assert_eq!(output.stderr, "oops\n");
+        assert_eq!(output.code, Some(3));
+        assert!(!output.success());
+    }
+
+    #[test]
+    fn a_hung_program_is_stopped_at_the_timeout() {
+        let started = Instant::now();
+        let error = quick().run(Path::new("/bin/sleep"), &["30"]).unwrap_err();
+        assert!(matches!(error, CommandError::TimedOut { .. }), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_program_whose_child_keeps_the_output_open_does_not_hang_the_check() {
+        let started = Instant::now();
+        let error = quick()
+            .run(Path::new("/bin/sh"), &["-c", "sleep 30 & echo started"])
+            .unwrap_err();
+        assert!(matches!(error, CommandError::TimedOut { .. }), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_missing_or_relative_program_is_not_found() {
+        for program in ["/nonexistent/tool", "sh"] {
+            let error = quick().run(Path::new(program), &[]).unwrap_err();
+            assert!(matches!(error, CommandError::NotFound(_)), "{error}");
+        }
     }
 }
