@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::parts::Parts;
 use super::{Assessment, Check, CheckId, Common, check_policy};
-use crate::facts::{Facts, Observed, OsFamily};
+use crate::facts::{AutomaticUpdates, Facts, Observed, OsFamily, PendingUpdates};
 use crate::policy::Grace;
 use crate::version::Version;
 
@@ -74,100 +74,18 @@ impl Check for OsUpdatesPolicy {
             }
             Observed::Observed(updates) => {
                 match &updates.pending {
-                    Observed::Unknown { reason } => {
-                        match (self.max_update_age, updates.last_installed) {
-                            (Some(limit), Some(installed)) => {
-                                parts
-                                    .evidence
-                                    .push(format!("pending updates unknown: {reason}"));
-                                let age = now.duration_since(installed);
-                                let date = installed.strftime("%Y-%m-%d");
-                                if age > limit.0 {
-                                    let days = age.as_secs() / (24 * 3600);
-                                    parts.fail(
-                                        format!("no update installed since {date} ({days} days)"),
-                                        install_command(family, "the system's updater"),
-                                    );
-                                } else {
-                                    parts.pass(format!("last update installed {date}"));
-                                }
-                            }
-                            _ => parts.unknown(
-                                format!("pending updates unknown: {reason}"),
-                                reason.clone(),
-                            ),
-                        }
-                    }
-                    Observed::Observed(pending) => {
-                        let stale = match (self.stale_metadata_after, pending.metadata_updated) {
-                            (Some(limit), Some(updated))
-                                if now.duration_since(updated) > limit.0 =>
-                            {
-                                Some(updated)
-                            }
-                            _ => None,
-                        };
-                        parts.evidence.push(format!(
-                            "{}: {} pending, {} security, {} held back",
-                            pending.manager, pending.total, pending.security, pending.held_back
-                        ));
-                        if pending.manager == "pacman" {
-                            parts.evidence.push(
-                                "pacman does not mark security updates, so none are counted as such"
-                                    .to_owned(),
-                            );
-                        }
-                        if let Some(updated) = stale {
-                            parts.unknown(
-                                format!(
-                                    "package lists last refreshed {}, too old to trust",
-                                    updated.strftime("%Y-%m-%d")
-                                ),
-                                refresh_command(&pending.manager),
-                            );
-                        } else if pending.security > self.max_pending_security {
-                            let names = if pending.security_packages.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" ({})", abbreviate(&pending.security_packages, 5))
-                            };
-                            parts.fail(
-                                format!(
-                                    "{} security update{} pending{names}",
-                                    pending.security,
-                                    plural(pending.security)
-                                ),
-                                install_command(family, &pending.manager),
-                            );
-                        } else {
-                            parts.pass(if pending.security == 0 {
-                                "no security updates pending".to_owned()
-                            } else {
-                                format!("{} security updates pending (allowed)", pending.security)
-                            });
-                        }
-                    }
-                }
-                match &updates.automatic {
-                    Observed::Unknown { reason } if self.require_automatic => parts.unknown(
-                        format!("automatic updates unknown: {reason}"),
-                        reason.clone(),
+                    Observed::Unknown { reason } => self.assess_update_age(
+                        reason,
+                        updates.last_installed,
+                        family,
+                        now,
+                        &mut parts,
                     ),
-                    Observed::Unknown { .. } => {}
-                    Observed::Observed(automatic) => {
-                        parts.evidence.push(format!(
-                            "automatic updates {} ({})",
-                            if automatic.enabled { "on" } else { "off" },
-                            automatic.mechanism
-                        ));
-                        if self.require_automatic && !automatic.enabled {
-                            parts.fail(
-                                "automatic updates are off".to_owned(),
-                                automatic_command(family, facts),
-                            );
-                        }
+                    Observed::Observed(pending) => {
+                        self.assess_pending(pending, family, now, &mut parts)
                     }
                 }
+                self.assess_automatic(&updates.automatic, facts, &mut parts);
             }
         }
         parts.finish()
@@ -175,6 +93,121 @@ impl Check for OsUpdatesPolicy {
 }
 
 impl OsUpdatesPolicy {
+    /// Judges the updates the package manager knows are pending.
+    fn assess_pending(
+        &self,
+        pending: &PendingUpdates,
+        family: OsFamily,
+        now: Timestamp,
+        parts: &mut Parts,
+    ) {
+        parts.evidence.push(format!(
+            "{}: {} pending, {} security, {} held back",
+            pending.manager, pending.total, pending.security, pending.held_back
+        ));
+        if pending.manager == "pacman" {
+            parts.evidence.push(
+                "pacman does not mark security updates, so none are counted as such".to_owned(),
+            );
+        }
+        let stale = match (self.stale_metadata_after, pending.metadata_updated) {
+            (Some(limit), Some(updated)) if now.duration_since(updated) > limit.0 => Some(updated),
+            _ => None,
+        };
+        if let Some(updated) = stale {
+            parts.unknown(
+                format!(
+                    "package lists last refreshed {}, too old to trust",
+                    updated.strftime("%Y-%m-%d")
+                ),
+                refresh_command(&pending.manager),
+            );
+        } else if pending.security > self.max_pending_security {
+            let names = if pending.security_packages.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", abbreviate(&pending.security_packages, 5))
+            };
+            parts.fail(
+                format!(
+                    "{} security update{} pending{names}",
+                    pending.security,
+                    plural(pending.security)
+                ),
+                install_command(family, &pending.manager),
+            );
+        } else if pending.security == 0 {
+            parts.pass("no security updates pending".to_owned());
+        } else {
+            parts.pass(format!(
+                "{} security updates pending (allowed)",
+                pending.security
+            ));
+        }
+    }
+
+    /// Where pending updates cannot be read (Windows), judges how long ago
+    /// the newest update was installed instead.
+    fn assess_update_age(
+        &self,
+        pending_unknown: &str,
+        last_installed: Option<Timestamp>,
+        family: OsFamily,
+        now: Timestamp,
+        parts: &mut Parts,
+    ) {
+        let (Some(limit), Some(installed)) = (self.max_update_age, last_installed) else {
+            parts.unknown(
+                format!("pending updates unknown: {pending_unknown}"),
+                pending_unknown.to_owned(),
+            );
+            return;
+        };
+        parts
+            .evidence
+            .push(format!("pending updates unknown: {pending_unknown}"));
+        let age = now.duration_since(installed);
+        let date = installed.strftime("%Y-%m-%d");
+        if age > limit.0 {
+            let days = age.as_secs() / (24 * 3600);
+            parts.fail(
+                format!("no update installed since {date} ({days} days)"),
+                install_command(family, "the system's updater"),
+            );
+        } else {
+            parts.pass(format!("last update installed {date}"));
+        }
+    }
+
+    /// Judges whether updates install on their own.
+    fn assess_automatic(
+        &self,
+        automatic: &Observed<AutomaticUpdates>,
+        facts: &Facts,
+        parts: &mut Parts,
+    ) {
+        match automatic {
+            Observed::Unknown { reason } if self.require_automatic => parts.unknown(
+                format!("automatic updates unknown: {reason}"),
+                reason.clone(),
+            ),
+            Observed::Unknown { .. } => {}
+            Observed::Observed(automatic) => {
+                parts.evidence.push(format!(
+                    "automatic updates {} ({})",
+                    if automatic.enabled { "on" } else { "off" },
+                    automatic.mechanism
+                ));
+                if self.require_automatic && !automatic.enabled {
+                    parts.fail(
+                        "automatic updates are off".to_owned(),
+                        automatic_command(facts.host.os.family, facts),
+                    );
+                }
+            }
+        }
+    }
+
     fn assess_version(&self, facts: &Facts, parts: &mut Parts) {
         let os = &facts.host.os;
         parts.evidence.push(format!(
