@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use crate::checks::{CheckId, Outcome};
+use crate::checks::{Check, CheckId, Outcome};
 use crate::facts::Facts;
 use crate::finding::{Finding, Status};
 use crate::policy::{Policy, UnknownTreatment};
@@ -32,70 +33,75 @@ pub fn evaluate(
         .checks
         .iter()
         .map(|check| {
-            let id = check.id();
-            let common = check.common();
-            let family = facts.host.os.family;
-            if common
-                .platforms
-                .is_some_and(|platforms| !platforms.contains(&family))
-            {
-                return Finding {
-                    check: id.to_string(),
-                    status: Status::Skipped,
-                    severity: common.severity,
-                    leak: false,
-                    summary: format!("not checked on {family}"),
-                    evidence: Vec::new(),
-                    remediation: None,
-                };
-            }
-            let assessment = check.assess(facts, now);
-            let mut status = match assessment.outcome {
-                Outcome::Pass => Status::Pass,
-                Outcome::Unknown => Status::Unknown,
-                Outcome::Fail => {
-                    let since = failing_since.get(&id).copied().unwrap_or(now);
-                    match common.grace {
-                        Some(grace) if now.duration_since(since) < grace.0 => Status::Warn,
-                        _ => Status::Fail,
-                    }
-                }
-            };
-            let mut summary = assessment.summary;
-            let mut evidence = assessment.evidence;
-            if status == Status::Warn {
-                if let Some(grace) = common.grace {
-                    let since = failing_since.get(&id).copied().unwrap_or(now);
-                    let deadline = since.checked_add(grace.0).unwrap_or(since);
-                    summary = format!(
-                        "{summary} (grace until {})",
-                        deadline.strftime("%Y-%m-%d %H:%M UTC")
-                    );
-                }
-            }
-            if status != Status::Pass {
-                if let Some(exception) = policy.exception_for(id, &facts.host.hostname, today) {
-                    evidence.insert(0, format!("would be {}: {summary}", status.as_str()));
-                    summary = format!("excepted until {}: {}", exception.expires, exception.reason);
-                    status = Status::Excepted;
-                }
-            }
-            let unknown_leaks = common.unknown.unwrap_or(policy.unknown) == UnknownTreatment::Leak;
-            let leak = common.severity >= policy.leak_severity
-                && (status == Status::Fail || (status == Status::Unknown && unknown_leaks));
-            Finding {
-                check: id.to_string(),
-                status,
-                severity: common.severity,
-                leak,
-                summary,
-                evidence,
-                remediation: matches!(status, Status::Fail | Status::Warn | Status::Unknown)
-                    .then_some(assessment.remediation)
-                    .flatten(),
-            }
+            let since = failing_since.get(&check.id()).copied().unwrap_or(now);
+            judge(policy, check, facts, now, since, today)
         })
         .collect()
+}
+
+/// One check's finding; a failure counts from `since`.
+fn judge(
+    policy: &Policy,
+    check: &dyn Check,
+    facts: &Facts,
+    now: Timestamp,
+    since: Timestamp,
+    today: Date,
+) -> Finding {
+    let id = check.id();
+    let common = check.common();
+    let family = facts.host.os.family;
+    let mut finding = Finding {
+        check: id.to_string(),
+        status: Status::Skipped,
+        severity: common.severity,
+        leak: false,
+        summary: format!("not checked on {family}"),
+        evidence: Vec::new(),
+        remediation: None,
+    };
+    if common
+        .platforms
+        .is_some_and(|platforms| !platforms.contains(&family))
+    {
+        return finding;
+    }
+    let assessment = check.assess(facts, now);
+    finding.summary = assessment.summary;
+    finding.evidence = assessment.evidence;
+    finding.remediation = assessment.remediation;
+    finding.status = match (assessment.outcome, common.grace) {
+        (Outcome::Pass, _) => Status::Pass,
+        (Outcome::Unknown, _) => Status::Unknown,
+        (Outcome::Fail, Some(grace)) if now.duration_since(since) < grace.0 => {
+            let deadline = since.checked_add(grace.0).unwrap_or(since);
+            finding.summary = format!(
+                "{} (grace until {})",
+                finding.summary,
+                deadline.strftime("%Y-%m-%d %H:%M UTC")
+            );
+            Status::Warn
+        }
+        (Outcome::Fail, _) => Status::Fail,
+    };
+    if finding.status != Status::Pass {
+        if let Some(exception) = policy.exception_for(id, &facts.host.hostname, today) {
+            finding.evidence.insert(
+                0,
+                format!("would be {}: {}", finding.status.as_str(), finding.summary),
+            );
+            finding.summary = format!("excepted until {}: {}", exception.expires, exception.reason);
+            finding.status = Status::Excepted;
+            finding.remediation = None;
+        }
+    }
+    if finding.status == Status::Pass {
+        finding.remediation = None;
+    }
+    let unknown_leaks = common.unknown.unwrap_or(policy.unknown) == UnknownTreatment::Leak;
+    finding.leak = common.severity >= policy.leak_severity
+        && (finding.status == Status::Fail || (finding.status == Status::Unknown && unknown_leaks));
+    finding
 }
 
 #[cfg(test)]
