@@ -2,7 +2,8 @@
 //!
 //! Probes (in the agent) observe **facts**; a **policy** (TOML) says what a
 //! shipshape machine looks like; [`evaluate`] turns facts × policy into
-//! **findings**. Nothing here touches processes, files, the network or the
+//! **findings**; [`signing`] signs the agent's requests and verifies them on
+//! the server. Nothing here touches processes, files, the network or the
 //! clock: time is always passed in, so the server can re-grade stored facts
 //! with exactly the same code the agent runs.
 
@@ -12,6 +13,7 @@ pub mod facts;
 pub mod finding;
 pub mod policy;
 pub mod report;
+pub mod signing;
 pub mod version;
 
 pub use evaluate::{FailingSince, evaluate};
