@@ -1,7 +1,7 @@
 //! Shipshape's pure core, shared by the agent and the server.
 //!
 //! Probes (in the agent) observe **facts**; a **policy** (TOML) says what a
-//! shipshape machine looks like; [`evaluate`] turns facts × policy into
+//! shipshape machine looks like; [`evaluate()`] turns facts × policy into
 //! **findings**; [`signing`] signs the agent's requests and verifies them on
 //! the server. Nothing here touches processes, files, the network or the
 //! clock: time is always passed in, so the server can re-grade stored facts
