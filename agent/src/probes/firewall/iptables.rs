@@ -19,23 +19,13 @@ pub fn parse_iptables_list_rules(text: &str) -> Result<Filtering, ParseError> {
         match (words.next(), words.next()) {
             (Some("-P"), Some(chain)) => {
                 let policy = words.next().unwrap_or_default();
-                chains
-                    .tables
-                    .entry(TABLE.to_owned())
-                    .or_default()
-                    .entry(chain.to_owned())
-                    .or_default();
+                chains.chain_mut(TABLE, chain);
                 if chain == "INPUT" {
                     input_policy_drop = Some(policy == "DROP");
                 }
             }
             (Some("-N"), Some(chain)) => {
-                chains
-                    .tables
-                    .entry(TABLE.to_owned())
-                    .or_default()
-                    .entry(chain.to_owned())
-                    .or_default();
+                chains.chain_mut(TABLE, chain);
             }
             (Some("-A"), Some(chain)) => rules.push((chain.to_owned(), words.collect())),
             _ => {
@@ -52,13 +42,7 @@ pub fn parse_iptables_list_rules(text: &str) -> Result<Filtering, ParseError> {
     let known = chains.tables.get(TABLE).cloned().unwrap_or_default();
     for (chain, words) in rules {
         let rule = reduce(&words, |name| known.contains_key(name));
-        chains
-            .tables
-            .entry(TABLE.to_owned())
-            .or_default()
-            .entry(chain)
-            .or_default()
-            .push(rule);
+        chains.chain_mut(TABLE, &chain).push(rule);
     }
     Ok(chains.judge(
         &[BaseChain {

@@ -48,12 +48,7 @@ pub fn parse_nft_ruleset(json: &str) -> Result<Filtering, ParseError> {
         if let Some(chain) = item.get("chain").and_then(Value::as_object) {
             let (family, table, name) = names(chain)?;
             let key = format!("{family} {table}");
-            chains
-                .tables
-                .entry(key.clone())
-                .or_default()
-                .entry(name.to_owned())
-                .or_default();
+            chains.chain_mut(&key, name);
             let on_input = str_field(chain, "hook") == Some("input")
                 && str_field(chain, "type") == Some("filter")
                 && matches!(family, "ip" | "ip6" | "inet");
@@ -80,11 +75,7 @@ pub fn parse_nft_ruleset(json: &str) -> Result<Filtering, ParseError> {
                 ParseError::new("nft", format!("rule in chain {chain} without \"expr\""))
             })?;
             chains
-                .tables
-                .entry(format!("{family} {table}"))
-                .or_default()
-                .entry(chain.to_owned())
-                .or_default()
+                .chain_mut(&format!("{family} {table}"), chain)
                 .push(reduce(expr));
         }
     }

@@ -109,6 +109,15 @@ pub(crate) fn set_aside(name: &str) -> Option<&'static str> {
 }
 
 impl Chains {
+    /// The rules of a chain, created empty the first time it is named.
+    pub(crate) fn chain_mut(&mut self, table: &str, chain: &str) -> &mut Vec<Rule> {
+        self.tables
+            .entry(table.to_owned())
+            .or_default()
+            .entry(chain.to_owned())
+            .or_default()
+    }
+
     /// Judges the input-hook base chains: a packet is dropped when any of them
     /// drops it (an accept in one base chain does not skip the others).
     pub(crate) fn judge(&self, bases: &[BaseChain], tool: &str) -> Filtering {

@@ -161,7 +161,10 @@ pub struct Patch {
 }
 
 /// The `|`-separated tables zypper prints: each a header row, a `---+---` rule, rows.
-fn zypper_tables(text: &str) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+/// A zypper table: its header cells and its rows of cells.
+type ZypperTable = (Vec<String>, Vec<Vec<String>>);
+
+fn zypper_tables(text: &str) -> Vec<ZypperTable> {
     let cells = |line: &str| {
         line.split('|')
             .map(|cell| cell.trim().to_owned())
@@ -191,6 +194,19 @@ fn zypper_tables(text: &str) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
     tables
 }
 
+/// The tables of a zypper listing; an output with neither a table nor
+/// "No updates found." is not one zypper prints for a listing.
+fn zypper_tables_or_none(text: &str, tool: &'static str) -> Result<Vec<ZypperTable>, ParseError> {
+    let tables = zypper_tables(text);
+    if tables.is_empty() && !text.contains("No updates found.") {
+        return Err(ParseError::new(
+            tool,
+            "no table and no \"No updates found.\"",
+        ));
+    }
+    Ok(tables)
+}
+
 fn column<'a>(header: &[String], row: &'a [String], name: &str) -> Option<&'a str> {
     let index = header.iter().position(|cell| cell == name)?;
     row.get(index).map(String::as_str)
@@ -198,17 +214,7 @@ fn column<'a>(header: &[String], row: &'a [String], name: &str) -> Option<&'a st
 
 /// Reads `zypper list-patches`: the needed patches, with their category.
 pub fn parse_zypper_list_patches(text: &str) -> Result<Vec<Patch>, ParseError> {
-    let tables = zypper_tables(text);
-    if tables.is_empty() {
-        return if text.contains("No updates found.") {
-            Ok(Vec::new())
-        } else {
-            Err(ParseError::new(
-                "zypper list-patches",
-                "no patch table and no \"No updates found.\"",
-            ))
-        };
-    }
+    let tables = zypper_tables_or_none(text, "zypper list-patches")?;
     Ok(tables
         .iter()
         .flat_map(|(header, rows)| {
@@ -227,17 +233,7 @@ pub fn parse_zypper_list_patches(text: &str) -> Result<Vec<Patch>, ParseError> {
 
 /// Reads `zypper list-updates`: the names of packages with a newer version.
 pub fn parse_zypper_list_updates(text: &str) -> Result<Vec<String>, ParseError> {
-    let tables = zypper_tables(text);
-    if tables.is_empty() {
-        return if text.contains("No updates found.") {
-            Ok(Vec::new())
-        } else {
-            Err(ParseError::new(
-                "zypper list-updates",
-                "no update table and no \"No updates found.\"",
-            ))
-        };
-    }
+    let tables = zypper_tables_or_none(text, "zypper list-updates")?;
     Ok(tables
         .iter()
         .flat_map(|(header, rows)| {
