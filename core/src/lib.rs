@@ -15,6 +15,7 @@ pub mod policy;
 pub mod report;
 pub mod signing;
 pub mod version;
+pub mod wire;
 
 pub use evaluate::{FailingSince, evaluate};
 pub use facts::Facts;

@@ -1,0 +1,117 @@
+//! The JSON the agent and the server exchange over `/v1/…`: one definition,
+//! used by both sides, so neither can drift from the other.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{Facts, Host};
+use crate::finding::Finding;
+use crate::report::CheckReport;
+
+/// `POST /v1/enroll`: an enrollment token buys a device id for a public key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The enrollment token as `shipshape-server token create --enroll` printed it.
+    pub token: String,
+    /// The device's Ed25519 public key: 32 bytes, standard base64.
+    pub public_key: String,
+    /// Who is asking: hostname, OS, hardware id.
+    pub host: Host,
+}
+
+/// The answer to a successful enrollment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    /// The device id; the agent signs every later request with it as `keyid`.
+    pub device_id: String,
+}
+
+/// `POST /v1/reports` (signed): one run of the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSubmission {
+    /// Chosen by the agent (a UUID v7); a retry carries the same id and is
+    /// answered with the same receipt, never stored twice.
+    pub id: String,
+    /// Everything the probes observed: the server re-grades these.
+    pub facts: Facts,
+    /// The agent's own verdict, under the policy it used.
+    pub report: CheckReport,
+}
+
+/// The server's grade of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStatus {
+    /// A failing finding at or above the leak severity, after grace.
+    Leaky,
+    /// No report for longer than `stale-after`.
+    Silent,
+    /// No leak, but some check could not tell.
+    Unknown,
+    /// Every check passes, waits in grace, or is excepted or skipped.
+    Compliant,
+}
+
+impl DeviceStatus {
+    /// The lowercase name used in JSON, CSV and URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Leaky => "leaky",
+            DeviceStatus::Silent => "silent",
+            DeviceStatus::Unknown => "unknown",
+            DeviceStatus::Compliant => "compliant",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeviceStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "leaky" => Ok(DeviceStatus::Leaky),
+            "silent" => Ok(DeviceStatus::Silent),
+            "unknown" => Ok(DeviceStatus::Unknown),
+            "compliant" => Ok(DeviceStatus::Compliant),
+            other => Err(format!(
+                "`{other}` is not a device status: expected leaky, silent, unknown or compliant"
+            )),
+        }
+    }
+}
+
+/// The server's acknowledgement of a stored report. Once the agent holds
+/// one, the report is safe and may leave the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    pub report_id: String,
+    pub device_id: String,
+    /// When the server first stored the report (a retry gets the same time).
+    pub received_at: Timestamp,
+    /// The device's grade under the server's active policy.
+    pub status: DeviceStatus,
+    /// The server's findings, which may differ from the agent's when the
+    /// agent judged with another policy.
+    pub findings: Vec<Finding>,
+}
+
+/// Every error the API answers with: a message a person can act on, and for
+/// malformed JSON the path of the offending field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiError {
+    pub error: String,
+    /// The JSON path of the field that is wrong (`facts.host.os.family`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}

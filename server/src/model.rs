@@ -1,0 +1,209 @@
+//! What the server keeps and shows: devices, tokens, grades, transitions and
+//! the fleet views built from them. Storage backends fill these; the API and
+//! the fleet report render them.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use shipshape_core::Finding;
+use shipshape_core::facts::Host;
+use shipshape_core::wire::{DeviceStatus, ReportSubmission};
+
+/// What a token lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Enrolls devices (`POST /v1/enroll`).
+    Enroll,
+    /// Reads the fleet report and changes the policy.
+    Admin,
+}
+
+/// A token about to be stored. The secret itself is shown once and never
+/// stored: only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub kind: TokenKind,
+    pub hash: [u8; 32],
+    /// How many enrollments it allows; `None` is unlimited.
+    pub uses: Option<u32>,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// A stored token as `token list` shows it (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub kind: TokenKind,
+    /// Enrollments left; `None` is unlimited.
+    pub uses_left: Option<u32>,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A device about to be enrolled.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub public_key: [u8; 32],
+    pub host: Host,
+    pub enrolled_at: Timestamp,
+}
+
+/// Why an enrollment was refused (the token is never consumed then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollRefusal {
+    UnknownToken,
+    Expired,
+    UsedUp,
+    Revoked,
+}
+
+/// The key a device signs with, as signature verification needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceKey {
+    pub public_key: [u8; 32],
+    pub revoked: bool,
+}
+
+/// A verified report on its way into the store.
+#[derive(Debug, Clone)]
+pub struct IncomingReport {
+    pub device_id: String,
+    pub received_at: Timestamp,
+    /// The signature's nonce: recorded in the same transaction, so a replay
+    /// is refused and a refused request stores nothing.
+    pub nonce: String,
+    pub submission: ReportSubmission,
+}
+
+/// How long a device may stay quiet before it counts as silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staleness {
+    pub now: Timestamp,
+    pub stale_after: SignedDuration,
+}
+
+impl Staleness {
+    /// The last-seen time before which a device is silent.
+    pub fn cutoff(&self) -> Timestamp {
+        self.now
+            .checked_sub(self.stale_after)
+            .unwrap_or(Timestamp::MIN)
+    }
+}
+
+/// Which devices the fleet table shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetQuery {
+    pub status: Option<DeviceStatus>,
+    /// Only devices failing this check.
+    pub check: Option<String>,
+    /// 1-based.
+    pub page: u32,
+    pub per_page: u32,
+    pub staleness: Staleness,
+}
+
+/// Devices per status, over the whole fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub total: u64,
+    pub leaky: u64,
+    pub silent: u64,
+    pub unknown: u64,
+    pub compliant: u64,
+}
+
+/// How many devices leak on one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckFailures {
+    pub check: String,
+    pub devices: u64,
+}
+
+/// One line of the device table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceRow {
+    pub id: String,
+    pub hostname: String,
+    /// `Debian GNU/Linux 12 (bookworm)`, `macOS 14.4`, …
+    pub os: String,
+    /// Silent when stale, else the grade of the last report.
+    pub status: DeviceStatus,
+    /// The checks that leak (fail at or above leak severity, after grace).
+    pub failing_checks: Vec<String>,
+    pub last_seen: Option<Timestamp>,
+    pub enrolled_at: Timestamp,
+    pub revoked: bool,
+}
+
+/// One page of the fleet report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetPage {
+    pub summary: Summary,
+    /// Most-failed check first.
+    pub failures_by_check: Vec<CheckFailures>,
+    /// Leaky first, then silent, unknown, compliant; by hostname within each.
+    pub devices: Vec<DeviceRow>,
+    pub page: u32,
+    pub per_page: u32,
+    /// How many devices match the filter, over all pages.
+    pub matching: u64,
+}
+
+/// A check starting or stopping to leak on a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransitionKind {
+    SprangLeak,
+    BailedOut,
+}
+
+/// One entry of a device's transitions log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    pub check: String,
+    pub kind: TransitionKind,
+    pub at: Timestamp,
+    /// The report that showed it, or `None` when a policy change caused it.
+    pub report_id: Option<String>,
+}
+
+/// A stored report, as the device page lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportSummary {
+    pub id: String,
+    pub received_at: Timestamp,
+    pub status: DeviceStatus,
+    pub failing_checks: Vec<String>,
+}
+
+/// Everything the device page shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceDetail {
+    pub device: DeviceRow,
+    /// The server's findings from the last report (empty before the first).
+    pub findings: Vec<Finding>,
+    /// Newest first.
+    pub transitions: Vec<Transition>,
+    /// Newest first, at most 50.
+    pub reports: Vec<ReportSummary>,
+}
+
+/// The policy the server grades with, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredPolicy {
+    pub id: i64,
+    pub text: String,
+    /// Quoted, as the `ETag` header carries it.
+    pub etag: String,
+    pub activated_at: Timestamp,
+}
+
+/// What re-grading the fleet under a new policy changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Regraded {
+    pub devices: u64,
+    pub changed_status: u64,
+}

@@ -1,0 +1,100 @@
+//! Storage behind one trait, so SQLite (the embedded default) and
+//! PostgreSQL (for several replicas) are interchangeable. Every method that
+//! changes state does so in one transaction: a refused request stores nothing.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use shipshape_core::Policy;
+use shipshape_core::wire::Receipt;
+
+pub use sqlite::SqliteStore;
+
+use crate::model::{
+    DeviceDetail, DeviceKey, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice,
+    NewToken, Regraded, Staleness, StoredPolicy, TokenInfo,
+};
+
+/// A storage failure: the request gets a 503 and nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StoreError(pub String);
+
+/// What became of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Stored now.
+    Stored(Receipt),
+    /// Stored before (a retry): the same receipt, nothing stored twice.
+    AlreadyStored(Receipt),
+    /// The nonce was seen before: a replay, nothing stored.
+    ReplayedNonce,
+    /// The report id belongs to another device: refused, nothing stored.
+    IdTakenByAnotherDevice,
+}
+
+/// The policy the server grades with, parsed and as stored.
+#[derive(Debug, Clone)]
+pub struct ActivePolicy {
+    pub policy: Policy,
+    pub stored: StoredPolicy,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the store can serve requests (the `/healthz` upcheck).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn create_token(&self, token: NewToken) -> Result<TokenInfo, StoreError>;
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+    /// `false` when there is no such token.
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Whether `hash` is an admin token that is neither revoked nor expired.
+    async fn is_admin_token(&self, hash: &[u8; 32], now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Consumes one use of the enrollment token and creates the device, atomically.
+    async fn enroll(
+        &self,
+        token_hash: &[u8; 32],
+        device: NewDevice,
+    ) -> Result<Result<String, EnrollRefusal>, StoreError>;
+    async fn device_key(&self, device_id: &str) -> Result<Option<DeviceKey>, StoreError>;
+    /// `false` when there is no such device.
+    async fn revoke_device(&self, device_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Records a nonce for a request that stores nothing else (`GET /v1/policy`);
+    /// `false` when it was seen before. Nonces older than `forget_before` may be pruned.
+    async fn record_nonce(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        now: Timestamp,
+        forget_before: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Grades the report under `policy` and stores report, facts, findings,
+    /// device state and transitions in one transaction.
+    async fn record_report(
+        &self,
+        report: IncomingReport,
+        policy: &ActivePolicy,
+    ) -> Result<Recorded, StoreError>;
+
+    async fn active_policy(&self) -> Result<Option<StoredPolicy>, StoreError>;
+    /// Stores `text` as the active policy (its history kept) and re-grades
+    /// every device from its last stored facts.
+    async fn activate_policy(
+        &self,
+        text: &str,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Result<(StoredPolicy, Regraded), StoreError>;
+
+    async fn fleet(&self, query: &FleetQuery) -> Result<FleetPage, StoreError>;
+    async fn device(
+        &self,
+        device_id: &str,
+        staleness: Staleness,
+    ) -> Result<Option<DeviceDetail>, StoreError>;
+}
