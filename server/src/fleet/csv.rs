@@ -1,0 +1,129 @@
+//! The device table as CSV, for spreadsheets and scripts.
+//!
+//! Hostnames and OS names come from the devices, so a cell may be crafted
+//! to run as a formula when a spreadsheet opens the file (CSV injection):
+//! every cell that starts like a formula gets a leading `'`, which
+//! spreadsheets show as text.
+
+use crate::model::DeviceRow;
+
+/// The header line, in column order.
+const HEADER: [&str; 8] = [
+    "id",
+    "hostname",
+    "os",
+    "status",
+    "failing_checks",
+    "last_seen",
+    "enrolled_at",
+    "revoked",
+];
+
+/// The devices as CSV with a header line: failing checks joined with `;`,
+/// timestamps in RFC 3339 (`last_seen` empty before the first report).
+pub fn devices(rows: &[DeviceRow]) -> String {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record(HEADER)
+        .expect("writing CSV to memory cannot fail");
+    for row in rows {
+        let record = [
+            row.id.clone(),
+            row.hostname.clone(),
+            row.os.clone(),
+            row.status.to_string(),
+            row.failing_checks.join(";"),
+            row.last_seen.map(|at| at.to_string()).unwrap_or_default(),
+            row.enrolled_at.to_string(),
+            row.revoked.to_string(),
+        ];
+        writer
+            .write_record(record.iter().map(|cell| defuse(cell)))
+            .expect("writing CSV to memory cannot fail");
+    }
+    let bytes = writer
+        .into_inner()
+        .expect("writing CSV to memory cannot fail");
+    String::from_utf8(bytes).expect("CSV of UTF-8 cells is UTF-8")
+}
+
+/// A cell that a spreadsheet would read as a formula, made text.
+fn defuse(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::fixture;
+
+    #[test]
+    fn devices_snapshot() {
+        insta::assert_snapshot!(devices(&fixture::fleet_page().devices));
+    }
+
+    #[test]
+    fn no_devices_is_the_header_alone() {
+        assert_eq!(
+            devices(&[]),
+            "id,hostname,os,status,failing_checks,last_seen,enrolled_at,revoked\n"
+        );
+    }
+
+    #[test]
+    fn formulas_from_devices_become_text() {
+        let hostile = [
+            "=HYPERLINK(\"http://evil.example\",\"click\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1:A2)",
+            "\tindented",
+            "\rcarriage",
+        ];
+        for hostname in hostile {
+            let mut row = fixture::leaky_row();
+            row.hostname = hostname.to_owned();
+            row.os = hostname.to_owned();
+            let text = devices(&[row]);
+            let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+            let record = reader
+                .records()
+                .next()
+                .expect("one device line")
+                .expect("well-formed CSV");
+            let expected = format!("'{hostname}");
+            assert_eq!(
+                record.get(1),
+                Some(expected.as_str()),
+                "hostname {hostname:?}"
+            );
+            assert_eq!(record.get(2), Some(expected.as_str()), "os {hostname:?}");
+        }
+    }
+
+    #[test]
+    fn separators_and_quotes_in_a_hostname_stay_in_their_cell() {
+        let mut row = fixture::leaky_row();
+        row.hostname = "a,b\"c\nd".to_owned();
+        let text = devices(&[row]);
+        let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+        let record = reader
+            .records()
+            .next()
+            .expect("one device line")
+            .expect("well-formed CSV");
+        assert_eq!(record.len(), HEADER.len());
+        assert_eq!(record.get(1), Some("a,b\"c\nd"));
+    }
+
+    #[test]
+    fn ordinary_cells_are_left_alone() {
+        assert_eq!(defuse("laptop-ana"), "laptop-ana");
+        assert_eq!(defuse("a-b=c"), "a-b=c");
+        assert_eq!(defuse(""), "");
+    }
+}
