@@ -688,6 +688,7 @@ dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1.5rem;mar
 dl.facts dt{color:var(--muted)}\
 dl.facts dd{margin:0}\
 tr.leak{background:var(--leak-bg)}\
+table.findings td:first-of-type{white-space:nowrap}\
 p.summary{margin:0}\
 ul.evidence{margin:.3rem 0;padding-left:1.2rem;color:var(--muted);font-size:.9rem}\
 p.remediation{margin:.3rem 0 0}\
