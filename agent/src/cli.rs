@@ -6,16 +6,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
-use shipshape_core::checks::{CATALOG, CheckId};
-use shipshape_core::report::{CheckReport, PolicyRef, SCHEMA_VERSION};
-use shipshape_core::{Verdict, evaluate};
+use shipshape_core::checks::CheckId;
 
+use crate::enroll;
 use crate::exit;
+use crate::judge;
+use crate::keystore::{Choice, OsKeyring};
 use crate::output;
 use crate::paths::Paths;
 use crate::policy_source;
 use crate::probes;
-use crate::state::GraceState;
+use crate::report;
+use crate::status;
 use crate::system::{RealSystem, System};
 
 /// Keeps this machine shipshape: checks disk encryption, OS updates, the
@@ -42,6 +44,44 @@ pub enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Enroll this machine with a Shipshape server: create its device key and register it.
+    Enroll(EnrollArgs),
+    /// Check this machine under the server's policy and send the signed report.
+    ///
+    /// Exit code 0: delivered, the server grades the machine compliant; 1: delivered, leaky;
+    /// 2: not enrolled, or the report could not be delivered.
+    Report(FormatArgs),
+    /// Show the enrollment, the last report and whether the server answers.
+    Status(FormatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The server's base URL: https://…, or http:// to this machine only (tests).
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The enrollment token from `shipshape-server token create --enroll`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHIPSHAPE_ENROLL_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+    /// Trust only the CA certificates in this PEM file for the server (a private CA).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Where to keep the device key: the OS keyring, a root-only 0600 file, or
+    /// the keyring when one is available and the file otherwise.
+    #[arg(long, value_enum, value_name = "STORE", default_value_t = Choice::Auto)]
+    pub key_store: Choice,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Output for people (`human`) or programs (`json`).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -73,7 +113,7 @@ pub enum PolicyCommand {
     },
 }
 
-/// How `check` prints its report.
+/// How a command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
@@ -90,8 +130,21 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let paths = Paths::discover(system.is_privileged());
     match cli.command {
         Command::Check(args) => check(&system, &paths, args),
+        Command::Enroll(args) => enroll::run(
+            &system,
+            &paths,
+            &OsKeyring,
+            enroll::Request {
+                server: args.server,
+                token: args.token,
+                ca_file: args.ca_file,
+                key_store: args.key_store,
+            },
+        ),
+        Command::Report(args) => report::run(&system, &paths, &OsKeyring, args.format),
+        Command::Status(args) => status::run(&paths, &OsKeyring, args.format),
         Command::Facts(args) => {
-            let wanted = wanted(&args.only);
+            let wanted = judge::wanted(&args.only);
             let facts = probes::collect(&system, &wanted);
             print_json(&facts)?;
             Ok(exit::SHIPSHAPE)
@@ -124,58 +177,18 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn wanted(only: &[CheckId]) -> Vec<CheckId> {
-    if only.is_empty() {
-        CATALOG.iter().map(|info| info.id).collect()
-    } else {
-        only.to_vec()
-    }
-}
-
 fn check(system: &dyn System, paths: &Paths, args: CheckArgs) -> anyhow::Result<u8> {
     let now = Timestamp::now();
     let loaded = policy_source::resolve(args.policy.as_deref(), paths, now)?;
-    let policy = &loaded.policy;
-    for id in &args.only {
-        if policy.checks.get(*id).is_none() {
-            anyhow::bail!(
-                "policy `{}` does not run the check `{id}` given to --only",
-                policy.name
-            );
-        }
-    }
-    let mut wanted = wanted(&args.only);
-    wanted.retain(|id| policy.checks.get(*id).is_some());
-    let facts = probes::collect(system, &wanted);
-    let mut grace = GraceState::load(&paths.grace_state());
-    let mut findings = evaluate(policy, &facts, now, grace.failing_since());
-    findings.retain(|finding| wanted.iter().any(|id| id.as_str() == finding.check));
-    grace.record(&findings, now);
-    if let Err(error) = grace.save(&paths.grace_state()) {
-        tracing::warn!("could not remember when checks started failing: {error:#}");
-    }
-    let report = CheckReport {
-        schema: SCHEMA_VERSION,
-        verdict: Verdict::of(&findings),
-        checked_at: now,
-        host: facts.host,
-        policy: PolicyRef {
-            name: policy.name.clone(),
-            source: loaded.source,
-        },
-        findings,
-    };
+    let judged = judge::run(system, paths, &loaded, &args.only, now)?;
     match args.format {
-        Format::Json => print_json(&report)?,
+        Format::Json => print_json(&judged.report)?,
         Format::Human => {
             let mut stdout = anstream::stdout();
-            output::human(&mut stdout, &report).context("could not write the report")?;
+            output::human(&mut stdout, &judged.report).context("could not write the report")?;
         }
     }
-    Ok(match report.verdict {
-        Verdict::Shipshape => exit::SHIPSHAPE,
-        Verdict::Leaky => exit::LEAKY,
-    })
+    Ok(judged.exit_code())
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {

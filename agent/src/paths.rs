@@ -33,9 +33,29 @@ impl Paths {
         self.state_dir.join("policy-cache.toml")
     }
 
+    /// The ETag of the cached server policy, sent as `If-None-Match`.
+    pub fn cached_policy_etag(&self) -> PathBuf {
+        self.state_dir.join("policy-cache.etag")
+    }
+
     /// When each failing check was first seen failing, for grace periods.
     pub fn grace_state(&self) -> PathBuf {
         self.state_dir.join("failing-since.json")
+    }
+
+    /// Which server this machine is enrolled with, written by `shipshape enroll`.
+    pub fn agent_config(&self) -> PathBuf {
+        self.config_dir.join("agent.toml")
+    }
+
+    /// The device key when no OS keyring is available: root-only, mode 0600.
+    pub fn device_key_file(&self) -> PathBuf {
+        self.state_dir.join("device-key")
+    }
+
+    /// What happened to the last report: delivered with the server's grade, or why not.
+    pub fn last_report(&self) -> PathBuf {
+        self.state_dir.join("last-report.json")
     }
 }
 

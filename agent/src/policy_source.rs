@@ -1,5 +1,6 @@
 //! Which policy a check runs under: `--policy FILE`, else the one IT
 //! configured, else the last one cached from the server, else the built-in default.
+//! `shipshape report` asks the server first ([`from_server`]).
 
 use std::path::Path;
 
@@ -8,7 +9,9 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use shipshape_core::Policy;
 
+use crate::atomic;
 use crate::paths::Paths;
+use crate::transport::{PolicyFetch, Signer, Transport};
 
 /// `policies/default.toml`, compiled in so a fresh install judges something sensible.
 pub const BUILT_IN: &str = include_str!("../../policies/default.toml");
@@ -42,14 +45,119 @@ pub fn resolve(explicit: Option<&Path>, paths: &Paths, now: Timestamp) -> anyhow
     if configured.exists() {
         return from_file(&configured, now);
     }
-    let cached = paths.cached_policy();
-    if cached.exists() {
-        match from_file(&cached, now) {
-            Ok(loaded) => return Ok(loaded),
-            Err(error) => tracing::warn!("ignoring the cached server policy: {error:#}"),
+    match read_cache(paths) {
+        Ok(Some((policy, _))) => {
+            return Ok(Loaded {
+                policy,
+                source: paths.cached_policy().display().to_string(),
+            });
         }
+        Ok(None) => {}
+        Err(error) => tracing::warn!("ignoring the cached server policy: {error:#}"),
     }
     built_in(now)
+}
+
+/// The policy `shipshape report` judges by, and what the person should know
+/// about how it was found.
+#[derive(Debug, Clone)]
+pub struct Synced {
+    pub loaded: Loaded,
+    /// Warnings: the server could not be asked, or sent a policy that does not parse.
+    pub warnings: Vec<String>,
+}
+
+/// The server's active policy: asked for with the cached ETag (304 keeps the
+/// cache), cached when it parses. A policy that does not parse, or a server
+/// that cannot be reached, leaves the last good cached policy in force: a
+/// bad push never blinds the agent. With nothing cached, [`resolve`] decides.
+pub fn from_server(
+    transport: &Transport,
+    signer: &Signer,
+    paths: &Paths,
+    now: Timestamp,
+) -> anyhow::Result<Synced> {
+    let source = transport.server().to_string();
+    let mut warnings = Vec::new();
+    let cached = read_cache(paths).unwrap_or_else(|error| {
+        warnings.push(format!("ignoring the cached server policy: {error:#}"));
+        None
+    });
+    let etag = cached.as_ref().and_then(|(_, etag)| etag.as_deref());
+    let fresh = match transport.fetch_policy(signer, etag) {
+        Ok(PolicyFetch::NotModified) => None,
+        Ok(PolicyFetch::Fresh { text, etag }) => {
+            match Policy::parse_accepted(&text, &format!("the policy from {source}")) {
+                Ok(policy) => {
+                    if let Err(error) = write_cache(paths, &text, etag.as_deref()) {
+                        warnings.push(format!("could not cache the server's policy: {error:#}"));
+                    }
+                    Some(policy)
+                }
+                Err(error) => {
+                    warnings.push(format!(
+                        "the server sent a policy that does not parse ({error}); keeping the last good one"
+                    ));
+                    None
+                }
+            }
+        }
+        Err(error) => {
+            warnings.push(format!("could not fetch the policy: {error}"));
+            None
+        }
+    };
+    if let Some(policy) = fresh.or(cached.map(|(policy, _)| policy)) {
+        return Ok(Synced {
+            loaded: Loaded { policy, source },
+            warnings,
+        });
+    }
+    let loaded = resolve(None, paths, now)?;
+    warnings.push(format!(
+        "no policy from the server yet: judging by {}",
+        loaded.source
+    ));
+    Ok(Synced { loaded, warnings })
+}
+
+/// The cached server policy and its ETag; `None` when nothing is cached.
+/// The server validated it, so an exception that has expired since simply stops applying.
+fn read_cache(paths: &Paths) -> anyhow::Result<Option<(Policy, Option<String>)>> {
+    let path = paths.cached_policy();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(error).with_context(|| format!("could not read {}", path.display()));
+        }
+    };
+    let policy = Policy::parse_accepted(&text, &path.display().to_string())?;
+    let etag = std::fs::read_to_string(paths.cached_policy_etag())
+        .ok()
+        .map(|etag| etag.trim().to_owned())
+        .filter(|etag| !etag.is_empty());
+    Ok(Some((policy, etag)))
+}
+
+/// Policy first, then its ETag: a crash in between leaves an old ETag, which
+/// only costs one full download next time.
+fn write_cache(paths: &Paths, text: &str, etag: Option<&str>) -> anyhow::Result<()> {
+    atomic::write(
+        &paths.cached_policy(),
+        text.as_bytes(),
+        atomic::Access::Everyone,
+    )?;
+    let etag_path = paths.cached_policy_etag();
+    match etag {
+        Some(etag) => atomic::write(&etag_path, etag.as_bytes(), atomic::Access::Everyone),
+        None => match std::fs::remove_file(&etag_path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(error).with_context(|| format!("could not remove {}", etag_path.display()))
+            }
+            _ => Ok(()),
+        },
+    }
 }
 
 /// The built-in default policy.

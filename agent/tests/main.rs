@@ -2,9 +2,13 @@
 
 mod cli;
 mod disk_encryption;
+mod enroll;
+mod fake_server;
 mod firewall;
 mod os_updates;
 mod output;
+mod report;
 mod robustness;
 mod ssh_keys;
 mod ssh_server;
+mod status;
