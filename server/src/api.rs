@@ -1,1 +1,380 @@
-//! (in progress)
+//! The HTTP API and the fleet pages: one [`router`] over shared [`AppState`].
+//!
+//! Agents enroll and send signed reports (`/v1/enroll`, `/v1/reports`,
+//! `/v1/policy`); the security team reads the fleet as JSON, CSV or HTML with
+//! an admin token; monitoring polls `/healthz` and `/metrics`. Every API
+//! error is an [`ApiError`] body. `openapi.json` documents every route of
+//! [`route_table`], and a test keeps the two in step.
+
+mod enroll;
+mod fleet;
+mod health;
+pub mod policy;
+mod reports;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use jiff::{SignedDuration, Timestamp};
+use shipshape_core::wire::ApiError;
+
+use crate::config::PublicUrl;
+use crate::model::Staleness;
+use crate::store::{ActivePolicy, Store, StoreError};
+
+pub use fleet::{MAX_PER_PAGE, all_devices};
+pub use health::Metrics;
+
+/// The largest request body accepted: a full report is a few tens of KiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The OpenAPI 3.1 description of every route, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// What the handlers need to know about how the server runs.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// How long a device may stay quiet before it counts as silent.
+    pub stale_after: SignedDuration,
+    /// The URL agents sign requests for, when a proxy sits in front.
+    pub public_url: Option<PublicUrl>,
+    /// Whether the server speaks TLS (the scheme of signed URLs, `Secure` cookies).
+    pub tls: bool,
+}
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    /// Reports are graded while holding a read guard, so none is graded with
+    /// a policy that was replaced while it was being stored.
+    policy: tokio::sync::RwLock<Arc<ActivePolicy>>,
+    metrics: Metrics,
+    settings: ApiSettings,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over `store`, grading with `policy` (already active in the store).
+    pub fn new(store: Arc<dyn Store>, policy: ActivePolicy, settings: ApiSettings) -> AppState {
+        AppState {
+            inner: Arc::new(Shared {
+                store,
+                policy: tokio::sync::RwLock::new(Arc::new(policy)),
+                metrics: Metrics::default(),
+                settings,
+            }),
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    fn settings(&self) -> &ApiSettings {
+        &self.inner.settings
+    }
+
+    fn staleness(&self, now: Timestamp) -> Staleness {
+        Staleness {
+            now,
+            stale_after: self.inner.settings.stale_after,
+        }
+    }
+}
+
+/// An HTTP method a route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+}
+
+impl Verb {
+    /// The method's name, as OpenAPI and HTTP spell it (uppercase).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Put => MethodFilter::PUT,
+        }
+    }
+}
+
+/// One route: method, path (in OpenAPI's `{param}` syntax, which axum shares)
+/// and handler.
+struct Route {
+    verb: Verb,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn route<H, T>(verb: Verb, path: &'static str, handler: H) -> Route
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    Route {
+        verb,
+        path,
+        handler: on(verb.filter(), handler),
+    }
+}
+
+fn routes() -> Vec<Route> {
+    vec![
+        route(Verb::Post, "/v1/enroll", enroll::enroll),
+        route(Verb::Post, "/v1/reports", reports::submit),
+        route(Verb::Get, "/v1/policy", policy::fetch),
+        route(Verb::Put, "/v1/policy", policy::replace),
+        route(Verb::Get, "/v1/fleet", fleet::fleet_json),
+        route(Verb::Get, "/v1/fleet.csv", fleet::fleet_csv),
+        route(Verb::Get, "/v1/devices/{id}", fleet::device_json),
+        route(Verb::Get, "/", fleet::fleet_html),
+        route(Verb::Post, "/login", fleet::login),
+        route(Verb::Post, "/logout", fleet::logout),
+        route(Verb::Get, "/devices/{id}", fleet::device_html),
+        route(Verb::Get, "/healthz", health::healthz),
+        route(Verb::Get, "/metrics", health::metrics),
+        route(Verb::Get, "/openapi.json", openapi),
+    ]
+}
+
+/// Every route the server answers, as `openapi.json` must name them.
+pub fn route_table() -> Vec<(Verb, &'static str)> {
+    routes()
+        .into_iter()
+        .map(|route| (route.verb, route.path))
+        .collect()
+}
+
+/// The whole HTTP surface over `state`.
+pub fn router(state: AppState) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        })
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Counts and logs every request, and sets the headers every response
+/// carries: pages load nothing from elsewhere and run no scripts, and no
+/// browser sniffs a content type.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let status = response.status();
+    state.metrics().request(status);
+    tracing::debug!(
+        %method,
+        path,
+        status = status.as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn not_found(request: Request) -> Failure {
+    Failure::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such route: {} {} (the API is described at /openapi.json)",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> Failure {
+    Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {} (the API is described at /openapi.json)",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// A refused request: its status and the [`ApiError`] body explaining it.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    body: ApiError,
+}
+
+impl Failure {
+    fn new(status: StatusCode, error: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            body: ApiError {
+                error: error.into(),
+                path: None,
+            },
+        }
+    }
+
+    /// A 400 about one field of a JSON body or query.
+    fn field(path: impl Into<String>, error: impl Into<String>) -> Failure {
+        Failure {
+            status: StatusCode::BAD_REQUEST,
+            body: ApiError {
+                error: error.into(),
+                path: Some(path.into()),
+            },
+        }
+    }
+
+    fn unauthorized(error: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::UNAUTHORIZED, error)
+    }
+
+    fn admin_required() -> Failure {
+        Failure::unauthorized(
+            "an admin token is required: send `Authorization: Bearer <token>` with a token from `shipshape-server token create --admin`",
+        )
+    }
+
+    fn too_large() -> Failure {
+        Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the {MAX_BODY_BYTES} bytes allowed"),
+        )
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"shipshape\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
+        tracing::error!(%error, "store failed a request");
+        Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server's storage is unavailable; nothing was changed, try again later",
+        )
+    }
+}
+
+/// The body, or 413 when it is over [`MAX_BODY_BYTES`].
+fn body_bytes(
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<axum::body::Bytes, Failure> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Failure::too_large()
+        } else {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {}", rejection.body_text()),
+            )
+        }
+    })
+}
+
+/// Parses a JSON body; a malformed one is a 400 naming the field's path.
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = format!("malformed JSON: {}", error.inner());
+        if path == "." {
+            Failure::new(StatusCode::BAD_REQUEST, message)
+        } else {
+            Failure::field(path, message)
+        }
+    })?;
+    deserializer.end().map_err(|error| {
+        Failure::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {error}"))
+    })?;
+    Ok(value)
+}
+
+/// A hostname a device may report: present, short, printable. Anything
+/// else it contains (even `<script>`) is kept as sent and escaped on output.
+fn check_hostname(path: &str, hostname: &str) -> Result<(), Failure> {
+    if hostname.trim().is_empty() {
+        return Err(Failure::field(path, "hostname is empty"));
+    }
+    if hostname.len() > 255 {
+        return Err(Failure::field(
+            path,
+            format!(
+                "hostname is {} bytes long, at most 255 are allowed",
+                hostname.len()
+            ),
+        ));
+    }
+    if hostname.chars().any(char::is_control) {
+        return Err(Failure::field(path, "hostname contains control characters"));
+    }
+    Ok(())
+}

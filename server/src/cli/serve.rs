@@ -1,0 +1,148 @@
+//! `shipshape-server serve`: settings, store, policy, then HTTP(S) until
+//! SIGTERM or Ctrl-C.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use jiff::Timestamp;
+
+use super::{ServeArgs, open_store};
+use crate::api::{self, ApiSettings, AppState};
+use crate::config::{FileConfig, Overrides, ServeSettings, TlsFiles};
+
+/// How long open requests may finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub(super) async fn serve(
+    args: ServeArgs,
+    db: Option<String>,
+    file: FileConfig,
+) -> anyhow::Result<()> {
+    let flags = Overrides {
+        listen: args.listen,
+        db,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        stale_after: args.stale_after,
+        public_url: args.public_url,
+        policy: args.policy,
+    };
+    let settings = ServeSettings::resolve(flags, file)?;
+    let store = open_store(&settings.db)?;
+    let policy = api::policy::activate_at_start(
+        store.as_ref(),
+        settings.policy.as_deref(),
+        Timestamp::now(),
+    )
+    .await?;
+    let tls = match &settings.tls {
+        Some(files) => Some(tls_config(files).await?),
+        None => None,
+    };
+
+    let listener = std::net::TcpListener::bind(settings.listen)
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    if tls.is_none() && !address.ip().is_loopback() {
+        tracing::warn!(
+            %address,
+            "serving plain HTTP beyond loopback: admin tokens and reports cross the network unencrypted; give --tls-cert and --tls-key"
+        );
+    }
+    let state = AppState::new(
+        store,
+        policy,
+        ApiSettings {
+            stale_after: settings.stale_after,
+            public_url: settings.public_url.clone(),
+            tls: tls.is_some(),
+        },
+    );
+    let app = api::router(state).into_make_service();
+    let handle = Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // The one line on stdout: scripts and tests read the port from it.
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on {scheme}://{address}")
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")?;
+    tracing::info!(
+        %address,
+        db = %settings.db,
+        public_url = settings.public_url.as_ref().map(|url| url.as_str()),
+        stale_after = %format!("{:#}", settings.stale_after),
+        "serving"
+    );
+
+    match tls {
+        Some(config) => {
+            axum_server::from_tcp_rustls(listener, config)
+                .context("cannot serve on the listening socket")?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .context("cannot serve on the listening socket")?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    }
+    .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn tls_config(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
+    // One crypto provider for the process; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    RustlsConfig::from_pem_file(&files.cert, &files.key)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot load TLS certificate {} and key {}",
+                files.cert.display(),
+                files.key.display()
+            )
+        })
+}
+
+/// Stops accepting connections on SIGTERM or Ctrl-C, and lets open requests
+/// finish for a while.
+async fn shutdown_on_signal(handle: Handle<std::net::SocketAddr>) {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing open requests");
+    handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the server: the HTTP API driven in-process over a
+//! real SQLite store, and the `shipshape-server` binary itself.
+
+mod cli;
+mod enroll;
+mod fleet;
+mod health;
+mod openapi;
+mod policy;
+mod reports;
+mod support;
