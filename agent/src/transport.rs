@@ -419,25 +419,40 @@ fn refusal(what: Exchange, url: &Url, response: Response) -> RequestError {
     RequestError::Refused {
         what,
         status: status.as_u16(),
+        hint: hint(what, status, &message),
         message,
-        hint: hint(what, status),
     }
 }
 
-fn hint(what: Exchange, status: StatusCode) -> &'static str {
-    match (what, status.as_u16()) {
-        (Exchange::Enrollment, 401 | 403) => {
-            " — ask for a new enrollment token (`shipshape-server token create --enroll`)"
-        }
-        (_, 401 | 403) => {
-            " — re-enroll with `shipshape enroll` (or fix this machine's clock if the server says it is off)"
-        }
-        (_, 400 | 422) => " — this agent and the server may be different versions",
-        (_, 404) => " — is the server URL right? It should be the Shipshape server's base URL",
-        (_, 409) => " — another report was already stored under this id",
-        (_, 413) => " — the report is larger than the server accepts",
-        (_, 429 | 500..) => " — the server is busy or failing; try again later",
-        _ => "",
+/// What to do about a refusal, unless the server's message already says it
+/// (the word each hint turns on is in the message).
+fn hint(what: Exchange, status: StatusCode, message: &str) -> &'static str {
+    let (word, hint) = match (what, status.as_u16()) {
+        (Exchange::Enrollment, 401 | 403) => (
+            "token",
+            " — ask for a new enrollment token (`shipshape-server token create --enroll`)",
+        ),
+        (_, 401 | 403) => ("enroll", " — re-enroll with `shipshape enroll`"),
+        (_, 400 | 422) => (
+            "version",
+            " — this agent and the server may be different versions",
+        ),
+        (_, 404) => (
+            "URL",
+            " — is the server URL right? It should be the Shipshape server's base URL",
+        ),
+        (_, 409) => (
+            "already",
+            " — another report was already stored under this id",
+        ),
+        (_, 413) => ("larger", " — the report is larger than the server accepts"),
+        (_, 429 | 500..) => ("later", " — the server is busy or failing; try again later"),
+        _ => return "",
+    };
+    if message.to_lowercase().contains(&word.to_lowercase()) {
+        ""
+    } else {
+        hint
     }
 }
 
@@ -548,13 +563,18 @@ mod tests {
             what: Exchange::Report,
             status: 401,
             message: "device revoked".to_owned(),
-            hint: hint(Exchange::Report, StatusCode::UNAUTHORIZED),
+            hint: hint(Exchange::Report, StatusCode::UNAUTHORIZED, "device revoked"),
         };
-        assert!(
-            error.to_string().starts_with(
-                "server refused the report: 401 device revoked — re-enroll with `shipshape enroll`"
-            ),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "server refused the report: 401 device revoked — re-enroll with `shipshape enroll`"
         );
+        let said = "device `d1` was revoked: enroll the machine again to report from it";
+        assert_eq!(hint(Exchange::Report, StatusCode::UNAUTHORIZED, said), "");
+        assert_eq!(
+            hint(Exchange::Enrollment, StatusCode::UNAUTHORIZED, "unknown"),
+            " — ask for a new enrollment token (`shipshape-server token create --enroll`)"
+        );
+        assert_eq!(hint(Exchange::Report, StatusCode::OK, "fine"), "");
     }
 }
