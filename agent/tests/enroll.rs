@@ -131,7 +131,7 @@ fn a_refused_token_changes_nothing_and_says_what_to_do() {
     let server = FakeServer::start(|_| {
         crate::fake_server::Reply::json(
             401,
-            &serde_json::json!({ "error": "enrollment token expired" }),
+            &serde_json::json!({ "error": "expired on 2026-11-01" }),
         )
     });
     shipshape(dir.path())
@@ -140,7 +140,7 @@ fn a_refused_token_changes_nothing_and_says_what_to_do() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "server refused the enrollment: 401 enrollment token expired — ask for a new enrollment token",
+            "server refused the enrollment: 401 expired on 2026-11-01 — ask for a new enrollment token",
         ))
         .stderr(predicate::str::contains(TOKEN).not());
     assert!(!dir.path().join("config").join("agent.toml").exists());
