@@ -27,15 +27,6 @@ pub enum KeyStoreKind {
     File,
 }
 
-impl KeyStoreKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyStoreKind::Keyring => "keyring",
-            KeyStoreKind::File => "file",
-        }
-    }
-}
-
 /// What `enroll --key-store` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Choice {

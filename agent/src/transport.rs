@@ -112,16 +112,6 @@ pub enum RequestError {
     Sign(#[from] SignError),
 }
 
-impl RequestError {
-    /// The HTTP status the server refused with, if it answered at all.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            RequestError::Refused { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
-
 /// What `GET /v1/policy` brought.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyFetch {
@@ -134,9 +124,15 @@ pub enum PolicyFetch {
 impl Transport {
     /// A client for `server`. With `ca_file`, only the CA certificates in that
     /// PEM file are trusted (pinning a private CA); otherwise the operating
-    /// system's verifier and trust store decide.
+    /// system's verifier and trust store decide. The usual proxy variables
+    /// (`HTTPS_PROXY`, `NO_PROXY`) are honoured, except for a loopback server.
     pub fn new(server: &ServerUrl, ca_file: Option<&Path>) -> Result<Transport, TransportError> {
-        let client = Client::builder()
+        let mut builder = Client::builder();
+        if server.is_loopback() {
+            // HTTPS_PROXY and friends apply to real servers, not to this machine.
+            builder = builder.no_proxy();
+        }
+        let client = builder
             .tls_backend_preconfigured(tls_config(ca_file)?)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)

@@ -10,6 +10,7 @@ use reqwest::Url;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerUrl {
     base: String,
+    loopback: bool,
 }
 
 impl ServerUrl {
@@ -44,6 +45,7 @@ impl ServerUrl {
         }
         Ok(ServerUrl {
             base: url.as_str().trim_end_matches('/').to_owned(),
+            loopback: is_loopback(&url),
         })
     }
 
@@ -55,9 +57,9 @@ impl ServerUrl {
         Url::parse(&joined).unwrap_or_else(|error| panic!("endpoint `{joined}`: {error}"))
     }
 
-    /// Whether requests travel over TLS.
-    pub fn is_https(&self) -> bool {
-        self.base.starts_with("https:")
+    /// Whether the server is this machine: a proxy must not carry such requests.
+    pub fn is_loopback(&self) -> bool {
+        self.loopback
     }
 
     pub fn as_str(&self) -> &str {
@@ -125,11 +127,12 @@ mod tests {
             prefixed.endpoint("/v1/policy").as_str(),
             "https://example.com/shipshape/v1/policy"
         );
+        assert!(!server.is_loopback());
         let local = ServerUrl::parse("http://127.0.0.1:41234").unwrap();
+        assert!(local.is_loopback());
         assert_eq!(
             local.endpoint("/v1/reports").as_str(),
             "http://127.0.0.1:41234/v1/reports"
         );
-        assert!(!local.is_https());
     }
 }
