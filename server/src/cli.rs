@@ -60,6 +60,10 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API and the fleet report.
+    ///
+    /// Prints `listening on http(s)://ADDRESS` on stdout once it accepts
+    /// connections; logs go to stderr. Stops on SIGTERM or Ctrl-C.
+    #[command(after_long_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Create, list and revoke enrollment and admin tokens.
     #[command(subcommand)]
@@ -70,6 +74,19 @@ pub enum Command {
     /// Print the fleet report.
     Fleet(FleetArgs),
 }
+
+const SERVE_HELP: &str = "\
+Start from nothing:
+  shipshape-server token create --admin        # prints the admin token, once
+  shipshape-server serve                       # then open http://127.0.0.1:8443/
+
+Enroll machines with a token from `shipshape-server token create --enroll`.
+
+Replace the policy (validated, then every device is re-graded):
+  curl -X PUT --data-binary @policy.toml \\
+       -H \"Authorization: Bearer $ADMIN_TOKEN\" https://SERVER/v1/policy
+
+The API is described at /openapi.json.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

@@ -5,6 +5,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_shipshape-server");
@@ -137,6 +138,10 @@ struct Serving {
 
 impl Serving {
     fn start(db: &Path, extra: &[&str]) -> Serving {
+        Serving::start_scheme(db, extra, "http")
+    }
+
+    fn start_scheme(db: &Path, extra: &[&str], scheme: &str) -> Serving {
         let mut child = command(db)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -150,7 +155,7 @@ impl Serving {
             .unwrap();
         let address = line
             .trim()
-            .strip_prefix("listening on http://")
+            .strip_prefix(&format!("listening on {scheme}://"))
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
         Serving { child, address }
@@ -170,6 +175,33 @@ impl Serving {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         response
+    }
+
+    /// Sends `request` over TLS, trusting only the test certificate.
+    fn exchange_tls(&self, request: &str) -> String {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, ServerName};
+
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(tls_fixture("cert.pem")).unwrap())
+            .unwrap();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut socket = TcpStream::connect(&self.address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut tls = rustls::Stream::new(&mut connection, &mut socket);
+        tls.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        // A peer that closes without close_notify still sent its answer.
+        let _ = tls.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
     }
 
     #[expect(
@@ -286,4 +318,77 @@ fn serve_reads_its_config_file() {
         "{}",
         stderr(&output)
     );
+}
+
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+#[test]
+fn serve_speaks_tls_and_sets_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let admin = run(&db, &["token", "create", "--admin"]);
+    let token = stdout(&admin).trim().to_owned();
+    let cert = tls_fixture("cert.pem");
+    let key = tls_fixture("key.pem");
+    let serving = Serving::start_scheme(
+        &db,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        "https",
+    );
+    let port = serving.address.rsplit(':').next().unwrap().to_owned();
+    let health = serving.exchange_tls(&format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let form = format!("token={token}");
+    let login = serving.exchange_tls(&format!(
+        "POST /login HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    ));
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie = login
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie in {login}"));
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let (status, log) = serving.terminate();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains(&token), "the token is never logged");
+}
+
+#[test]
+fn serve_says_which_tls_files_it_cannot_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let missing = dir.path().join("missing.pem");
+    let cert = tls_fixture("cert.pem");
+    let output = run(
+        &db,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(&format!("cannot load TLS certificate {}", cert.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing.pem"), "{stderr}");
 }

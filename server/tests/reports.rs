@@ -4,8 +4,9 @@
 
 use axum::http::{Method, StatusCode};
 use ed25519_dalek::SigningKey;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use shipshape_core::wire::{DeviceStatus, Receipt};
+use shipshape_server::api::ApiSettings;
 use shipshape_server::store::Store as _;
 
 use crate::support::{Device, Server, Signed, leaky_submission, random_bytes, request};
@@ -424,4 +425,41 @@ async fn rejections_are_counted_by_reason() {
         metrics.contains("shipshape_reports_rejected_total{reason=\"bad_signature\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_public_url_is_what_is_signed() {
+    let server = Server::start_with(ApiSettings {
+        stale_after: SignedDuration::from_hours(48),
+        public_url: Some("https://fleet.example.com/shipshape/".parse().unwrap()),
+        tls: false,
+    })
+    .await;
+    let device = server.enroll("ada-laptop").await;
+    let mut signed = Signed::new(
+        &device,
+        Method::POST,
+        "/v1/reports",
+        report_body("ada-laptop"),
+    );
+    signed.signed_uri = "https://fleet.example.com/shipshape/v1/reports".to_owned();
+    let answer = server.send(signed.request()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+
+    // Signed for the address the proxy forwards to: not what the agent called.
+    let direct = Signed::new(
+        &device,
+        Method::POST,
+        "/v1/reports",
+        report_body("ada-laptop"),
+    );
+    refused(
+        &server,
+        &device,
+        &direct,
+        None,
+        StatusCode::UNAUTHORIZED,
+        "does not verify",
+    )
+    .await;
 }

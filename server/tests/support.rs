@@ -75,20 +75,21 @@ impl Answer {
 
 impl Server {
     pub async fn start() -> Server {
+        Server::start_with(ApiSettings {
+            stale_after: SignedDuration::from_hours(48),
+            public_url: None,
+            tls: false,
+        })
+        .await
+    }
+
+    pub async fn start_with(settings: ApiSettings) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = Arc::new(SqliteStore::open(&dir.path().join("test.db")).expect("a new store"));
         let policy = api::policy::activate_at_start(store.as_ref(), None, Timestamp::now())
             .await
             .expect("the built-in policy activates");
-        let state = AppState::new(
-            store.clone(),
-            policy,
-            ApiSettings {
-                stale_after: SignedDuration::from_hours(48),
-                public_url: None,
-                tls: false,
-            },
-        );
+        let state = AppState::new(store.clone(), policy, settings);
         let admin_token = create_token(store.as_ref(), TokenKind::Admin, None, None).await;
         let enroll_token = create_token(store.as_ref(), TokenKind::Enroll, None, None).await;
         Server {
