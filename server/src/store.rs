@@ -3,6 +3,8 @@
 //! changes state does so in one transaction: a refused request stores nothing.
 
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use jiff::Timestamp;

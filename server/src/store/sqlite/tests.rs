@@ -1,0 +1,329 @@
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::{SignedDuration, Timestamp};
+use shipshape_core::FailingSince;
+use shipshape_core::report::{CheckReport, PolicyRef, SCHEMA_VERSION};
+use shipshape_core::wire::{DeviceStatus, ReportSubmission};
+
+use super::*;
+use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
+use crate::model::{FleetQuery, IncomingReport, NewDevice, NewToken, TokenKind};
+use crate::store::tests::every_story;
+
+fn fresh() -> (Box<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("shipshape.db")).unwrap();
+    (Box::new(store), dir)
+}
+
+every_story!(fresh);
+
+fn t0() -> Timestamp {
+    "2026-11-24T12:00:00Z".parse().unwrap()
+}
+
+fn active() -> ActivePolicy {
+    ActivePolicy {
+        policy: default_policy(),
+        stored: StoredPolicy {
+            id: 1,
+            text: String::new(),
+            etag: "\"test\"".into(),
+            activated_at: t0(),
+        },
+    }
+}
+
+fn token(hash: [u8; 32], uses: Option<u32>) -> NewToken {
+    NewToken {
+        kind: TokenKind::Enroll,
+        hash,
+        uses,
+        expires_at: None,
+        created_at: t0(),
+    }
+}
+
+async fn enroll(store: &SqliteStore, hash: [u8; 32], hostname: &str) -> String {
+    store
+        .enroll(
+            &hash,
+            NewDevice {
+                public_key: [7; 32],
+                host: shipshape(hostname, t0()).host,
+                enrolled_at: t0(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn report(device_id: &str, n: u64, at: Timestamp) -> IncomingReport {
+    let facts = if n.is_multiple_of(4) {
+        open_firewall(shipshape(&format!("host-{n}"), at))
+    } else {
+        shipshape(&format!("host-{n}"), at)
+    };
+    let findings = shipshape_core::evaluate(&default_policy(), &facts, at, &FailingSince::new());
+    IncomingReport {
+        device_id: device_id.to_owned(),
+        received_at: at,
+        nonce: uuid::Uuid::new_v4().to_string(),
+        submission: ReportSubmission {
+            id: uuid::Uuid::now_v7().to_string(),
+            report: CheckReport {
+                schema: SCHEMA_VERSION,
+                verdict: shipshape_core::Verdict::of(&findings),
+                checked_at: at,
+                host: facts.host.clone(),
+                policy: PolicyRef {
+                    name: "default".into(),
+                    source: "built-in".into(),
+                },
+                findings,
+            },
+            facts,
+        },
+    }
+}
+
+#[tokio::test]
+async fn reopening_keeps_everything_and_migrates_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shipshape.db");
+    let created = {
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_token(token([1; 32], Some(3))).await.unwrap()
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.list_tokens().await.unwrap(), vec![created]);
+    drop(store);
+
+    let connection = Connection::open(&path).unwrap();
+    let versions: i64 = connection
+        .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(versions, MIGRATIONS.len() as i64);
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn a_database_from_a_newer_server_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shipshape.db");
+    drop(SqliteStore::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)",
+            [],
+        )
+        .unwrap();
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        error
+            .0
+            .contains("schema version 99, newer than this server's"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_directory_that_does_not_exist_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing").join("shipshape.db");
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(error.0.contains("could not open the database"), "{error}");
+    assert!(error.0.contains("missing"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_of_an_unknown_device_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("shipshape.db")).unwrap());
+    store.create_token(token([1; 32], None)).await.unwrap();
+    let device = enroll(&store, [1; 32], "anna").await;
+    let policy = Arc::new(active());
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..64 {
+        let (store, policy) = (store.clone(), policy.clone());
+        let owner = if n % 8 == 0 { "not-enrolled" } else { &device };
+        let report = report(owner, n, t0() + SignedDuration::from_secs(n as i64));
+        tasks.spawn(async move { (n, store.record_report(report, &policy).await) });
+    }
+    let mut stored = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (n, outcome) = joined.unwrap();
+        if n % 8 == 0 {
+            let error = outcome.unwrap_err();
+            assert!(error.0.contains("not-enrolled is not enrolled"), "{error}");
+        } else {
+            assert!(matches!(outcome.unwrap(), Recorded::Stored(_)));
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 56);
+    let count: i64 = Connection::open(dir.path().join("shipshape.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM reports", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 56);
+    store.ping().await.unwrap();
+}
+
+/// Ingestion throughput through the store alone (no HTTP, no signatures):
+/// `cargo test --release -p shipshape-server ingest_throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run it with --ignored --nocapture"]
+async fn ingest_throughput() {
+    const DEVICES: usize = 1_000;
+    const REPORTS: usize = 20_000;
+    const IN_FLIGHT: usize = 256;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("shipshape.db")).unwrap());
+    store.create_token(token([1; 32], None)).await.unwrap();
+    let mut devices = Vec::new();
+    for n in 0..DEVICES {
+        devices.push(enroll(&store, [1; 32], &format!("host-{n}")).await);
+    }
+    let reports: Vec<IncomingReport> = (0..REPORTS)
+        .map(|n| {
+            report(
+                &devices[n % DEVICES],
+                n as u64,
+                t0() + SignedDuration::from_millis(n as i64),
+            )
+        })
+        .collect();
+    let size = serde_json::to_string(&reports[0].submission).unwrap().len();
+    let policy = Arc::new(active());
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for report in reports {
+        let permit = semaphore.clone().acquire_owned().await.unwrap();
+        let (store, policy) = (store.clone(), policy.clone());
+        tasks.spawn(async move {
+            let recorded = store.record_report(report, &policy).await;
+            drop(permit);
+            recorded
+        });
+    }
+    let mut stored = 0;
+    while let Some(joined) = tasks.join_next().await {
+        if let Recorded::Stored(_) = joined.unwrap().unwrap() {
+            stored += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(stored, REPORTS);
+    println!(
+        "{REPORTS} reports of {size} bytes from {DEVICES} devices, {IN_FLIGHT} in flight: \
+         {elapsed:.2?}, {:.0} reports/s",
+        REPORTS as f64 / elapsed.as_secs_f64()
+    );
+}
+
+/// The fleet page over 100,000 devices:
+/// `cargo test --release -p shipshape-server fleet_of_100k -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run it with --ignored --nocapture"]
+async fn fleet_of_100k() {
+    const DEVICES: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shipshape.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let now = t0();
+    {
+        let mut connection = connect(&path, Role::Writer).unwrap();
+        let transaction = connection.transaction().unwrap();
+        let checks = ["firewall", "os-updates", "disk-encryption"];
+        for n in 0..DEVICES {
+            let id = format!("{:032x}", n * 7919 % DEVICES);
+            let (status, leaks): (&str, &[&str]) = match n % 10 {
+                0 => ("leaky", &checks[..1]),
+                1 => ("leaky", &checks[1..]),
+                2 => ("unknown", &[]),
+                _ => ("compliant", &[]),
+            };
+            let last_contact = if n % 50 == 0 {
+                now - SignedDuration::from_hours(24 * 5)
+            } else {
+                now - SignedDuration::from_mins((n % 600) as i64)
+            };
+            transaction
+                .execute(
+                    "INSERT INTO devices (id, public_key, hostname, os_family, os_name, os_version,
+                         enrolled_at, last_seen, last_contact, status, leaking_checks, findings_json)
+                     VALUES (?1, ?2, ?3, 'linux', 'Debian GNU/Linux 12 (bookworm)', '12',
+                         ?4, ?5, ?5, ?6, ?7, '[]')",
+                    (
+                        &id,
+                        hex::encode([7; 32]),
+                        format!("host-{:06}", (n * 104_729) % DEVICES),
+                        Ms(now - SignedDuration::from_hours(24 * 30)),
+                        Ms(last_contact),
+                        status,
+                        serde_json::to_string(leaks).unwrap(),
+                    ),
+                )
+                .unwrap();
+            for check in leaks {
+                transaction
+                    .execute(
+                        "INSERT INTO device_leaks (device_id, check_id) VALUES (?1, ?2)",
+                        (&id, check),
+                    )
+                    .unwrap();
+            }
+        }
+        transaction.commit().unwrap();
+        connection.execute_batch("ANALYZE").unwrap();
+    }
+    let staleness = Staleness {
+        now,
+        stale_after: SignedDuration::from_hours(48),
+    };
+    let query = |status, check: Option<&str>, page| FleetQuery {
+        status,
+        check: check.map(str::to_owned),
+        page,
+        per_page: 50,
+        staleness,
+    };
+    let cases = [
+        ("first page", query(None, None, 1)),
+        ("page 1000", query(None, None, 1000)),
+        ("leaky", query(Some(DeviceStatus::Leaky), None, 1)),
+        ("silent", query(Some(DeviceStatus::Silent), None, 1)),
+        ("compliant", query(Some(DeviceStatus::Compliant), None, 1)),
+        ("failing firewall", query(None, Some("firewall"), 1)),
+    ];
+    for (name, query) in cases {
+        store.fleet(&query).await.unwrap();
+        let runs = 5;
+        let started = Instant::now();
+        let mut page = None;
+        for _ in 0..runs {
+            page = Some(store.fleet(&query).await.unwrap());
+        }
+        let each = started.elapsed() / runs;
+        let page = page.unwrap();
+        println!(
+            "{name}: {each:.1?} per fleet page ({} devices, {} matching)",
+            page.summary.total, page.matching
+        );
+        assert_eq!(page.summary.total, DEVICES as u64);
+        assert!(
+            each.as_millis() < 200,
+            "{name} took {each:?}, the target is < 200 ms"
+        );
+    }
+}

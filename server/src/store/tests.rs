@@ -1,0 +1,949 @@
+//! The story every storage backend must tell the same way, written against
+//! `&dyn Store`. A backend runs it with [`every_story!`], given a function
+//! that returns a fresh, empty store and whatever keeps it alive.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use jiff::{SignedDuration, Timestamp};
+use shipshape_core::facts::Facts;
+use shipshape_core::report::{CheckReport, PolicyRef, SCHEMA_VERSION};
+use shipshape_core::wire::{DeviceStatus, Receipt, ReportSubmission};
+use shipshape_core::{FailingSince, Policy, Status, Verdict, evaluate};
+
+use super::{ActivePolicy, Recorded, Store};
+use crate::grade::fixtures::{
+    default_policy, open_firewall, pending_security_update, policy, shipshape, unknown_firewall,
+};
+use crate::model::{
+    DeviceDetail, EnrollRefusal, FleetQuery, IncomingReport, NewDevice, NewToken, Staleness,
+    StoredPolicy, TokenKind, TransitionKind,
+};
+
+/// Generates one `#[tokio::test]` per story for the backend `$fresh`
+/// builds: `fn() -> (impl Deref<Target = impl Store>, impl Any)`.
+macro_rules! every_story {
+    ($fresh:path) => {
+        $crate::store::tests::every_story!(@each $fresh;
+            enrollment_spends_tokens_and_refuses_without_spending,
+            admin_tokens_expire_and_are_revoked,
+            a_report_is_graded_by_the_server_and_acknowledged,
+            a_retry_gets_the_same_receipt_and_stores_nothing_twice,
+            a_replayed_nonce_stores_nothing,
+            a_report_id_belongs_to_one_device,
+            grace_counts_across_reports_and_transitions_are_logged,
+            a_policy_change_regrades_every_device,
+            the_fleet_is_counted_filtered_sorted_and_paged,
+            revoked_devices_stay_listed,
+            concurrent_reports_are_each_stored_exactly_once,
+        );
+    };
+    (@each $fresh:path; $($story:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                let (store, _keep) = $fresh();
+                $crate::store::tests::$story(&*store).await;
+            }
+        )*
+    };
+}
+pub(crate) use every_story;
+
+fn t0() -> Timestamp {
+    "2026-11-24T12:00:00Z".parse().unwrap()
+}
+
+fn hours(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(n)
+}
+
+fn days(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(24 * n)
+}
+
+fn staleness(now: Timestamp) -> Staleness {
+    Staleness {
+        now,
+        stale_after: hours(48),
+    }
+}
+
+fn active(policy: Policy) -> ActivePolicy {
+    ActivePolicy {
+        policy,
+        stored: StoredPolicy {
+            id: 1,
+            text: String::new(),
+            etag: "\"test\"".into(),
+            activated_at: t0(),
+        },
+    }
+}
+
+fn secret(byte: u8) -> [u8; 32] {
+    [byte; 32]
+}
+
+async fn enroll_token(store: &dyn Store, hash: [u8; 32], uses: Option<u32>) -> String {
+    store
+        .create_token(NewToken {
+            kind: TokenKind::Enroll,
+            hash,
+            uses,
+            expires_at: None,
+            created_at: t0() - days(1),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+fn new_device(hostname: &str, key: u8, at: Timestamp) -> NewDevice {
+    NewDevice {
+        public_key: [key; 32],
+        host: shipshape(hostname, at).host,
+        enrolled_at: at,
+    }
+}
+
+/// Enrolls a device with a single-use token of its own.
+async fn enroll(store: &dyn Store, hostname: &str, at: Timestamp) -> String {
+    let hash = *uuid::Uuid::new_v4().as_bytes();
+    let mut token = [0; 32];
+    token[..16].copy_from_slice(&hash);
+    enroll_token(store, token, Some(1)).await;
+    store
+        .enroll(&token, new_device(hostname, token[0], at))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A report with a fresh id and nonce; the agent judged it with the default policy.
+fn report(device_id: &str, facts: Facts, at: Timestamp) -> IncomingReport {
+    let findings = evaluate(&default_policy(), &facts, at, &FailingSince::new());
+    IncomingReport {
+        device_id: device_id.to_owned(),
+        received_at: at,
+        nonce: uuid::Uuid::new_v4().to_string(),
+        submission: ReportSubmission {
+            id: uuid::Uuid::now_v7().to_string(),
+            report: CheckReport {
+                schema: SCHEMA_VERSION,
+                verdict: Verdict::of(&findings),
+                checked_at: at,
+                host: facts.host.clone(),
+                policy: PolicyRef {
+                    name: "default".into(),
+                    source: "built-in".into(),
+                },
+                findings,
+            },
+            facts,
+        },
+    }
+}
+
+async fn stored(store: &dyn Store, report: IncomingReport, policy: &ActivePolicy) -> Receipt {
+    match store.record_report(report, policy).await.unwrap() {
+        Recorded::Stored(receipt) => receipt,
+        other => panic!("expected the report to be stored, got {other:?}"),
+    }
+}
+
+async fn detail(store: &dyn Store, device_id: &str, now: Timestamp) -> DeviceDetail {
+    store
+        .device(device_id, staleness(now))
+        .await
+        .unwrap()
+        .expect("the device exists")
+}
+
+fn query(now: Timestamp) -> FleetQuery {
+    FleetQuery {
+        status: None,
+        check: None,
+        page: 1,
+        per_page: 50,
+        staleness: staleness(now),
+    }
+}
+
+pub(crate) async fn enrollment_spends_tokens_and_refuses_without_spending(store: &dyn Store) {
+    let token = secret(1);
+    let id = enroll_token(store, token, Some(2)).await;
+    let first = store
+        .enroll(&token, new_device("anna-laptop", 1, t0()))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store
+        .enroll(&token, new_device("ben-laptop", 2, t0()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        store
+            .enroll(&token, new_device("carl-laptop", 3, t0()))
+            .await
+            .unwrap(),
+        Err(EnrollRefusal::UsedUp)
+    );
+    let key = store.device_key(&first).await.unwrap().unwrap();
+    assert_eq!(key.public_key, [1; 32]);
+    assert!(!key.revoked);
+    assert_eq!(store.device_key("no-such-device").await.unwrap(), None);
+
+    assert_eq!(
+        store
+            .enroll(&secret(9), new_device("x", 9, t0()))
+            .await
+            .unwrap(),
+        Err(EnrollRefusal::UnknownToken)
+    );
+
+    let expiring = secret(3);
+    let expiring_id = store
+        .create_token(NewToken {
+            kind: TokenKind::Enroll,
+            hash: expiring,
+            uses: Some(5),
+            expires_at: Some(t0() + hours(1)),
+            created_at: t0(),
+        })
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        store
+            .enroll(&expiring, new_device("late", 4, t0() + hours(2)))
+            .await
+            .unwrap(),
+        Err(EnrollRefusal::Expired)
+    );
+    store
+        .enroll(
+            &expiring,
+            new_device("early", 5, t0() + SignedDuration::from_mins(59)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+
+    let revoked = secret(4);
+    let revoked_id = enroll_token(store, revoked, None).await;
+    assert!(store.revoke_token(&revoked_id, t0()).await.unwrap());
+    assert!(!store.revoke_token("no-such-token", t0()).await.unwrap());
+    assert_eq!(
+        store
+            .enroll(&revoked, new_device("y", 6, t0()))
+            .await
+            .unwrap(),
+        Err(EnrollRefusal::Revoked)
+    );
+
+    let admin = secret(5);
+    store
+        .create_token(NewToken {
+            kind: TokenKind::Admin,
+            hash: admin,
+            uses: None,
+            expires_at: None,
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .enroll(&admin, new_device("z", 7, t0()))
+            .await
+            .unwrap(),
+        Err(EnrollRefusal::UnknownToken),
+        "an admin token does not enroll"
+    );
+
+    let tokens = store.list_tokens().await.unwrap();
+    let uses_of = |id: &str| {
+        tokens
+            .iter()
+            .find(|token| token.id == id)
+            .map(|token| token.uses_left)
+            .unwrap()
+    };
+    assert_eq!(uses_of(&id), Some(0));
+    assert_eq!(
+        uses_of(&expiring_id),
+        Some(4),
+        "the refusal after expiry spent nothing"
+    );
+    assert_eq!(uses_of(&revoked_id), None, "unlimited");
+    let revoked_info = tokens.iter().find(|token| token.id == revoked_id).unwrap();
+    assert_eq!(revoked_info.revoked_at, Some(t0()));
+    assert_eq!(tokens.len(), 4);
+}
+
+pub(crate) async fn admin_tokens_expire_and_are_revoked(store: &dyn Store) {
+    let admin = store
+        .create_token(NewToken {
+            kind: TokenKind::Admin,
+            hash: secret(1),
+            uses: None,
+            expires_at: Some(t0() + days(30)),
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(admin.kind, TokenKind::Admin);
+    assert_eq!(admin.created_at, t0());
+    enroll_token(store, secret(2), None).await;
+
+    assert!(store.is_admin_token(&secret(1), t0()).await.unwrap());
+    assert!(
+        !store.is_admin_token(&secret(2), t0()).await.unwrap(),
+        "an enrollment token is no admin"
+    );
+    assert!(!store.is_admin_token(&secret(3), t0()).await.unwrap());
+    assert!(
+        !store
+            .is_admin_token(&secret(1), t0() + days(31))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_token(&admin.id, t0() + hours(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_token(&admin.id, t0() + hours(2))
+            .await
+            .unwrap(),
+        "revoking twice is fine"
+    );
+    assert!(!store.is_admin_token(&secret(1), t0()).await.unwrap());
+    let listed = store.list_tokens().await.unwrap();
+    let listed = listed.iter().find(|token| token.id == admin.id).unwrap();
+    assert_eq!(
+        listed.revoked_at,
+        Some(t0() + hours(1)),
+        "the first revocation counts"
+    );
+}
+
+pub(crate) async fn a_report_is_graded_by_the_server_and_acknowledged(store: &dyn Store) {
+    store.ping().await.unwrap();
+    let device = enroll(store, "enrolled-name", t0()).await;
+    let before = detail(store, &device, t0()).await;
+    assert_eq!(before.device.status, DeviceStatus::Unknown);
+    assert_eq!(before.device.last_seen, None);
+    assert!(before.findings.is_empty() && before.reports.is_empty());
+
+    // The agent judged by the default policy (leaky: firewall open); the
+    // server's policy does not run the firewall check.
+    let lenient = active(policy(
+        "[checks.disk-encryption]\nseverity = \"critical\"\n",
+    ));
+    let at = t0() + hours(1) + SignedDuration::from_nanos(123_456);
+    let incoming = report(&device, open_firewall(shipshape("anna-laptop", at)), at);
+    assert_eq!(incoming.submission.report.verdict, Verdict::Leaky);
+    let report_id = incoming.submission.id.clone();
+    let receipt = stored(store, incoming, &lenient).await;
+    assert_eq!(receipt.report_id, report_id);
+    assert_eq!(receipt.device_id, device);
+    assert_eq!(receipt.status, DeviceStatus::Compliant);
+    assert_eq!(receipt.findings.len(), 1, "the server's findings");
+    assert_eq!(receipt.findings[0].check, "disk-encryption");
+    assert!(receipt.received_at <= at && at.duration_since(receipt.received_at) < hours(1));
+
+    let after = detail(store, &device, at).await;
+    assert_eq!(
+        after.device.hostname, "anna-laptop",
+        "named by its latest facts"
+    );
+    assert_eq!(after.device.os, "Debian GNU/Linux 12 (bookworm)");
+    assert_eq!(after.device.status, DeviceStatus::Compliant);
+    assert_eq!(after.device.last_seen, Some(receipt.received_at));
+    assert_eq!(after.device.enrolled_at, t0());
+    assert_eq!(after.findings, receipt.findings);
+    assert_eq!(after.reports.len(), 1);
+    assert_eq!(after.reports[0].id, report_id);
+    assert_eq!(after.reports[0].status, DeviceStatus::Compliant);
+    assert!(after.transitions.is_empty());
+
+    let page = store.fleet(&query(at)).await.unwrap();
+    assert_eq!(page.summary.total, 1);
+    assert_eq!(page.summary.compliant, 1);
+    assert_eq!(page.devices[0], after.device);
+
+    let unknown = report("never-enrolled", shipshape("ghost", at), at);
+    assert!(
+        store.record_report(unknown, &lenient).await.is_err(),
+        "a report of an unknown device is an error, not a new device"
+    );
+}
+
+pub(crate) async fn a_retry_gets_the_same_receipt_and_stores_nothing_twice(store: &dyn Store) {
+    let policy = active(default_policy());
+    let device = enroll(store, "anna-laptop", t0()).await;
+    let at = t0() + hours(1);
+    let first = report(&device, open_firewall(shipshape("anna-laptop", at)), at);
+    let mut retry = first.clone();
+    let receipt = stored(store, first, &policy).await;
+
+    // The retry comes later, signed afresh (new nonce), and its facts are
+    // ignored: the report was already stored.
+    retry.nonce = "a-fresh-nonce".into();
+    retry.received_at = at + hours(1);
+    retry.submission.facts = shipshape("renamed", at);
+    assert_eq!(
+        store.record_report(retry.clone(), &policy).await.unwrap(),
+        Recorded::AlreadyStored(receipt.clone())
+    );
+    let after = detail(store, &device, at + hours(1)).await;
+    assert_eq!(after.reports.len(), 1);
+    assert_eq!(after.device.last_seen, Some(receipt.received_at));
+    assert_eq!(after.device.hostname, "anna-laptop");
+    assert_eq!(after.device.status, DeviceStatus::Leaky);
+    assert_eq!(after.transitions.len(), 1);
+
+    // The retry's own nonce is spent: replaying the retry is refused.
+    assert_eq!(
+        store.record_report(retry, &policy).await.unwrap(),
+        Recorded::ReplayedNonce
+    );
+}
+
+pub(crate) async fn a_replayed_nonce_stores_nothing(store: &dyn Store) {
+    let policy = active(default_policy());
+    let device = enroll(store, "anna-laptop", t0()).await;
+    let at = t0() + hours(1);
+    let first = report(&device, shipshape("anna-laptop", at), at);
+    let nonce = first.nonce.clone();
+    stored(store, first.clone(), &policy).await;
+
+    assert_eq!(
+        store.record_report(first, &policy).await.unwrap(),
+        Recorded::ReplayedNonce,
+        "the very same request again"
+    );
+    let mut other = report(&device, open_firewall(shipshape("anna-laptop", at)), at);
+    other.nonce = nonce;
+    assert_eq!(
+        store.record_report(other, &policy).await.unwrap(),
+        Recorded::ReplayedNonce
+    );
+    let after = detail(store, &device, at).await;
+    assert_eq!(after.reports.len(), 1);
+    assert_eq!(after.device.status, DeviceStatus::Compliant);
+
+    // Nonces of other requests (GET /v1/policy) share the same memory.
+    assert!(
+        store
+            .record_nonce(&device, "policy-nonce", at, at - hours(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_nonce(&device, "policy-nonce", at, at - hours(1))
+            .await
+            .unwrap()
+    );
+    let mut reusing = report(&device, shipshape("anna-laptop", at), at);
+    reusing.nonce = "policy-nonce".into();
+    assert_eq!(
+        store.record_report(reusing, &policy).await.unwrap(),
+        Recorded::ReplayedNonce
+    );
+    let other_device = enroll(store, "ben-laptop", t0()).await;
+    assert!(
+        store
+            .record_nonce(&other_device, "policy-nonce", at, at - hours(1))
+            .await
+            .unwrap(),
+        "nonces are per device"
+    );
+}
+
+pub(crate) async fn a_report_id_belongs_to_one_device(store: &dyn Store) {
+    let policy = active(default_policy());
+    let anna = enroll(store, "anna-laptop", t0()).await;
+    let ben = enroll(store, "ben-laptop", t0()).await;
+    let at = t0() + hours(1);
+    let original = report(&anna, shipshape("anna-laptop", at), at);
+    stored(store, original.clone(), &policy).await;
+
+    let mut stolen = report(&ben, open_firewall(shipshape("ben-laptop", at)), at);
+    stolen.submission.id = original.submission.id.clone();
+    let nonce = stolen.nonce.clone();
+    assert_eq!(
+        store.record_report(stolen, &policy).await.unwrap(),
+        Recorded::IdTakenByAnotherDevice
+    );
+    let ben_after = detail(store, &ben, at).await;
+    assert!(ben_after.reports.is_empty());
+    assert_eq!(ben_after.device.last_seen, None);
+
+    let mut honest = report(&ben, shipshape("ben-laptop", at), at);
+    honest.nonce = nonce;
+    stored(store, honest, &policy).await;
+}
+
+pub(crate) async fn grace_counts_across_reports_and_transitions_are_logged(store: &dyn Store) {
+    let policy = active(default_policy());
+    let device = enroll(store, "anna-laptop", t0()).await;
+    let pending = |at| pending_security_update(shipshape("anna-laptop", at));
+    let os_updates = |receipt: &Receipt| {
+        receipt
+            .findings
+            .iter()
+            .find(|finding| finding.check == "os-updates")
+            .unwrap()
+            .status
+    };
+
+    let first = stored(store, report(&device, pending(t0()), t0()), &policy).await;
+    assert_eq!(os_updates(&first), Status::Warn);
+    assert_eq!(first.status, DeviceStatus::Compliant);
+
+    let at = t0() + days(13);
+    let within = stored(store, report(&device, pending(at), at), &policy).await;
+    assert_eq!(
+        os_updates(&within),
+        Status::Warn,
+        "grace counts from the first report"
+    );
+    assert!(
+        within
+            .findings
+            .iter()
+            .any(|finding| finding.summary.contains("grace until 2026-12-08 12:00 UTC"))
+    );
+
+    let at = t0() + days(15);
+    let over = report(&device, pending(at), at);
+    let leaking_report = over.submission.id.clone();
+    let after = stored(store, over, &policy).await;
+    assert_eq!(os_updates(&after), Status::Fail);
+    assert_eq!(after.status, DeviceStatus::Leaky);
+
+    let at = t0() + days(16);
+    let again = stored(store, report(&device, pending(at), at), &policy).await;
+    assert_eq!(again.status, DeviceStatus::Leaky);
+
+    let at = t0() + days(17);
+    let fix = report(&device, shipshape("anna-laptop", at), at);
+    let fixing_report = fix.submission.id.clone();
+    let fixed = stored(store, fix, &policy).await;
+    assert_eq!(fixed.status, DeviceStatus::Compliant);
+
+    let history = detail(store, &device, at).await;
+    let transitions: Vec<_> = history
+        .transitions
+        .iter()
+        .map(|transition| {
+            (
+                transition.check.as_str(),
+                transition.kind,
+                transition.at,
+                transition.report_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        transitions,
+        vec![
+            (
+                "os-updates",
+                TransitionKind::BailedOut,
+                t0() + days(17),
+                Some(fixing_report.as_str())
+            ),
+            (
+                "os-updates",
+                TransitionKind::SprangLeak,
+                t0() + days(15),
+                Some(leaking_report.as_str())
+            ),
+        ],
+        "newest first, and never a repeat of a known state"
+    );
+    let statuses: Vec<DeviceStatus> = history.reports.iter().map(|r| r.status).collect();
+    use DeviceStatus::{Compliant, Leaky};
+    assert_eq!(statuses, [Compliant, Leaky, Leaky, Compliant, Compliant]);
+    assert_eq!(history.reports[1].failing_checks, ["os-updates"]);
+
+    // A new failure starts a new grace period.
+    let at = t0() + days(20);
+    let relapse = stored(store, report(&device, pending(at), at), &policy).await;
+    assert_eq!(os_updates(&relapse), Status::Warn);
+}
+
+pub(crate) async fn a_policy_change_regrades_every_device(store: &dyn Store) {
+    assert_eq!(store.active_policy().await.unwrap(), None);
+    let strict_text = include_str!("../../../policies/default.toml");
+    let strict = default_policy();
+    let (first, regraded) = store
+        .activate_policy(strict_text, &strict, t0())
+        .await
+        .unwrap();
+    assert_eq!(regraded.devices, 0);
+    assert_eq!(first.activated_at, t0());
+    assert!(
+        first.etag.starts_with('"') && first.etag.ends_with('"') && first.etag.len() > 10,
+        "{}",
+        first.etag
+    );
+    let strict_active = ActivePolicy {
+        policy: strict.clone(),
+        stored: first.clone(),
+    };
+
+    let leaky = enroll(store, "leaky", t0()).await;
+    let clean = enroll(store, "clean", t0()).await;
+    let never_reported = enroll(store, "new", t0()).await;
+    let at = t0() + hours(1);
+    stored(
+        store,
+        report(&leaky, open_firewall(shipshape("leaky", at)), at),
+        &strict_active,
+    )
+    .await;
+    stored(
+        store,
+        report(&clean, shipshape("clean", at), at),
+        &strict_active,
+    )
+    .await;
+
+    let lenient_text = "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
+    let later = at + hours(1);
+    let (second, regraded) = store
+        .activate_policy(lenient_text, &policy(lenient_text), later)
+        .await
+        .unwrap();
+    assert!(second.id > first.id);
+    assert_ne!(second.etag, first.etag);
+    assert_eq!(regraded.devices, 2, "only devices with facts are re-graded");
+    assert_eq!(regraded.changed_status, 1);
+    assert_eq!(store.active_policy().await.unwrap(), Some(second.clone()));
+
+    let after = detail(store, &leaky, later).await;
+    assert_eq!(after.device.status, DeviceStatus::Compliant);
+    assert!(after.device.failing_checks.is_empty());
+    assert_eq!(after.findings.len(), 1, "findings under the new policy");
+    assert_eq!(after.findings[0].status, Status::Fail);
+    assert!(!after.findings[0].leak);
+    assert_eq!(after.transitions[0].kind, TransitionKind::BailedOut);
+    assert_eq!(after.transitions[0].check, "firewall");
+    assert_eq!(after.transitions[0].at, later);
+    assert_eq!(after.transitions[0].report_id, None, "caused by the policy");
+    assert_eq!(
+        after.reports[0].status,
+        DeviceStatus::Leaky,
+        "history is not rewritten"
+    );
+    let page = store.fleet(&query(later)).await.unwrap();
+    assert!(page.failures_by_check.is_empty());
+    assert_eq!(
+        detail(store, &never_reported, later).await.device.status,
+        DeviceStatus::Unknown
+    );
+
+    // The same text again changes nothing and adds no history.
+    let (same, regraded) = store
+        .activate_policy(lenient_text, &policy(lenient_text), later + hours(1))
+        .await
+        .unwrap();
+    assert_eq!(same, second);
+    assert_eq!(regraded.devices, 0);
+
+    // Back to the strict policy: the leak springs again.
+    let (third, regraded) = store
+        .activate_policy(strict_text, &strict, later + hours(2))
+        .await
+        .unwrap();
+    assert!(third.id > second.id);
+    assert_eq!(third.etag, first.etag, "the same text has the same ETag");
+    assert_eq!(regraded.changed_status, 1);
+    let after = detail(store, &leaky, later + hours(2)).await;
+    assert_eq!(after.device.status, DeviceStatus::Leaky);
+    assert_eq!(after.device.failing_checks, ["firewall"]);
+    assert_eq!(after.transitions[0].kind, TransitionKind::SprangLeak);
+}
+
+pub(crate) async fn the_fleet_is_counted_filtered_sorted_and_paged(store: &dyn Store) {
+    let now = t0() + days(10);
+    let reporting = active(policy(
+        &include_str!("../../../policies/default.toml")
+            .replace("unknown = \"leak\"", "unknown = \"report\""),
+    ));
+    let recently = now - hours(1);
+    let long_ago = now - days(5);
+    let mut expected = Vec::new();
+    for (hostname, facts, at, status) in [
+        (
+            "zeta",
+            open_firewall(shipshape("zeta", recently)),
+            recently,
+            DeviceStatus::Leaky,
+        ),
+        (
+            "alpha",
+            open_firewall(pending_security_update(shipshape("alpha", recently))),
+            recently,
+            DeviceStatus::Leaky,
+        ),
+        (
+            "gone-leaky",
+            open_firewall(shipshape("gone-leaky", long_ago)),
+            long_ago,
+            DeviceStatus::Silent,
+        ),
+        (
+            "mystery",
+            unknown_firewall(shipshape("mystery", recently)),
+            recently,
+            DeviceStatus::Unknown,
+        ),
+        (
+            "beta",
+            shipshape("beta", recently),
+            recently,
+            DeviceStatus::Compliant,
+        ),
+        (
+            "Carl",
+            shipshape("Carl", recently),
+            recently,
+            DeviceStatus::Compliant,
+        ),
+    ] {
+        let device = enroll(store, hostname, long_ago - days(1)).await;
+        stored(store, report(&device, facts, at), &reporting).await;
+        expected.push((hostname, status));
+    }
+    enroll(store, "never-reported-old", long_ago).await;
+    enroll(store, "never-reported-new", now - hours(2)).await;
+
+    let page = store.fleet(&query(now)).await.unwrap();
+    let summary = &page.summary;
+    assert_eq!(
+        (
+            summary.total,
+            summary.leaky,
+            summary.silent,
+            summary.unknown,
+            summary.compliant
+        ),
+        (8, 2, 2, 2, 2)
+    );
+    let failures: Vec<(&str, u64)> = page
+        .failures_by_check
+        .iter()
+        .map(|failures| (failures.check.as_str(), failures.devices))
+        .collect();
+    assert_eq!(
+        failures,
+        [("firewall", 3)],
+        "silent devices count by their last grade; a pending update is still in grace"
+    );
+    let table: Vec<(&str, DeviceStatus)> = page
+        .devices
+        .iter()
+        .map(|row| (row.hostname.as_str(), row.status))
+        .collect();
+    use DeviceStatus::{Compliant, Leaky, Silent, Unknown};
+    assert_eq!(
+        table,
+        [
+            ("alpha", Leaky),
+            ("zeta", Leaky),
+            ("gone-leaky", Silent),
+            ("never-reported-old", Silent),
+            ("mystery", Unknown),
+            ("never-reported-new", Unknown),
+            ("beta", Compliant),
+            ("Carl", Compliant),
+        ]
+    );
+    assert_eq!(page.matching, 8);
+    let alpha = &page.devices[0];
+    assert_eq!(alpha.failing_checks, ["firewall"]);
+    assert_eq!(alpha.last_seen, Some(recently));
+    assert_eq!(page.devices[3].last_seen, None);
+
+    let filtered = |status, check: Option<&str>, page, per_page| FleetQuery {
+        status,
+        check: check.map(str::to_owned),
+        page,
+        per_page,
+        staleness: staleness(now),
+    };
+    let hostnames = |page: &crate::model::FleetPage| -> Vec<String> {
+        page.devices
+            .iter()
+            .map(|row| row.hostname.clone())
+            .collect()
+    };
+
+    let silent = store
+        .fleet(&filtered(Some(Silent), None, 1, 50))
+        .await
+        .unwrap();
+    assert_eq!(hostnames(&silent), ["gone-leaky", "never-reported-old"]);
+    assert_eq!(silent.matching, 2);
+    assert_eq!(
+        silent.summary, page.summary,
+        "the summary is the whole fleet's"
+    );
+
+    let leaky = store
+        .fleet(&filtered(Some(Leaky), None, 1, 50))
+        .await
+        .unwrap();
+    assert_eq!(hostnames(&leaky), ["alpha", "zeta"]);
+
+    let firewall = store
+        .fleet(&filtered(None, Some("firewall"), 1, 50))
+        .await
+        .unwrap();
+    assert_eq!(hostnames(&firewall), ["alpha", "zeta", "gone-leaky"]);
+    assert_eq!(firewall.matching, 3);
+
+    let leaky_firewall = store
+        .fleet(&filtered(Some(Silent), Some("firewall"), 1, 50))
+        .await
+        .unwrap();
+    assert_eq!(hostnames(&leaky_firewall), ["gone-leaky"]);
+
+    let none = store
+        .fleet(&filtered(None, Some("ssh-keys"), 1, 50))
+        .await
+        .unwrap();
+    assert!(none.devices.is_empty());
+    assert_eq!(none.matching, 0);
+
+    let second_page = store.fleet(&filtered(None, None, 2, 3)).await.unwrap();
+    assert_eq!(
+        hostnames(&second_page),
+        ["never-reported-old", "mystery", "never-reported-new"]
+    );
+    assert_eq!((second_page.page, second_page.per_page), (2, 3));
+    assert_eq!(second_page.matching, 8);
+    let past_the_end = store.fleet(&filtered(None, None, 4, 3)).await.unwrap();
+    assert!(past_the_end.devices.is_empty());
+    assert_eq!(past_the_end.matching, 8);
+
+    // Time passes: everyone goes silent.
+    let much_later = store.fleet(&query(now + days(3))).await.unwrap();
+    assert_eq!(much_later.summary.silent, 8);
+}
+
+pub(crate) async fn revoked_devices_stay_listed(store: &dyn Store) {
+    let policy = active(default_policy());
+    let device = enroll(store, "lost-laptop", t0()).await;
+    stored(
+        store,
+        report(&device, open_firewall(shipshape("lost-laptop", t0())), t0()),
+        &policy,
+    )
+    .await;
+    assert!(store.revoke_device(&device, t0() + hours(1)).await.unwrap());
+    assert!(!store.revoke_device("no-such-device", t0()).await.unwrap());
+    assert!(store.device_key(&device).await.unwrap().unwrap().revoked);
+    let page = store.fleet(&query(t0() + hours(2))).await.unwrap();
+    assert_eq!(page.devices.len(), 1);
+    assert!(page.devices[0].revoked);
+    assert_eq!(page.devices[0].status, DeviceStatus::Leaky);
+    assert!(detail(store, &device, t0()).await.device.revoked);
+}
+
+pub(crate) async fn concurrent_reports_are_each_stored_exactly_once(store: &dyn Store) {
+    let policy = active(default_policy());
+    let mut devices = Vec::new();
+    for n in 0..20 {
+        devices.push(enroll(store, &format!("host-{n:02}"), t0()).await);
+    }
+    let mut reports = Vec::new();
+    for n in 0..200 {
+        let device = &devices[n % devices.len()];
+        let at = t0() + SignedDuration::from_secs(n as i64);
+        let facts = if n % 3 == 0 {
+            open_firewall(shipshape("x", at))
+        } else {
+            shipshape("x", at)
+        };
+        reports.push(report(device, facts, at));
+    }
+    // Each report twice, as a retry racing its original, with its own nonce.
+    let retries: Vec<IncomingReport> = reports
+        .iter()
+        .map(|report| IncomingReport {
+            nonce: format!("retry-{}", report.nonce),
+            ..report.clone()
+        })
+        .collect();
+    let calls = reports
+        .iter()
+        .chain(&retries)
+        .map(|report| store.record_report(report.clone(), &policy));
+    let answers = join_all(calls.collect()).await;
+    let mut stored = 0;
+    let mut retried = 0;
+    for answer in &answers {
+        match answer.as_ref().unwrap() {
+            Recorded::Stored(_) => stored += 1,
+            Recorded::AlreadyStored(_) => retried += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((stored, retried), (200, 200));
+    let (originals, copies) = answers.split_at(200);
+    for (original, copy) in originals.iter().zip(copies) {
+        let receipt = |answer: &Recorded| match answer {
+            Recorded::Stored(receipt) | Recorded::AlreadyStored(receipt) => receipt.clone(),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(
+            receipt(original.as_ref().unwrap()),
+            receipt(copy.as_ref().unwrap())
+        );
+    }
+    for device in &devices {
+        let history = detail(store, device, t0()).await;
+        assert_eq!(history.reports.len(), 10, "{device}");
+    }
+    let page = store.fleet(&query(t0() + hours(1))).await.unwrap();
+    assert_eq!(page.summary.total, 20);
+}
+
+/// Polls every future in one task until all are done: many requests in
+/// flight at once without `'static` bounds.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
