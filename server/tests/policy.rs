@@ -168,3 +168,50 @@ async fn a_new_policy_regrades_the_fleet() {
     assert_eq!(receipt.status, DeviceStatus::Compliant);
     assert_eq!(receipt.findings.len(), 1);
 }
+
+#[tokio::test]
+async fn at_start_a_policy_file_is_activated_once_and_an_invalid_one_refused() {
+    use jiff::Timestamp;
+    use shipshape_server::api::policy::{PolicySetupError, activate_at_start};
+    use shipshape_server::store::{SqliteStore, Store as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("start.db")).unwrap();
+    let built_in = activate_at_start(&store, None, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(built_in.stored.text, BUILT_IN);
+    assert_eq!(built_in.policy.name, "default");
+
+    let file = dir.path().join("keys.toml");
+    std::fs::write(&file, SSH_KEYS_ONLY).unwrap();
+    let activated = activate_at_start(&store, Some(&file), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(activated.stored.text, SSH_KEYS_ONLY);
+    assert_ne!(activated.stored.id, built_in.stored.id);
+    // Starting again with the same file activates nothing new.
+    let again = activate_at_start(&store, Some(&file), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(again.stored, activated.stored);
+    // Nor does starting without one.
+    let kept = activate_at_start(&store, None, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(kept.stored, activated.stored);
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[checks.ssh-keys]\nseverity = \"urgent\"\n").unwrap();
+    let error = activate_at_start(&store, Some(&bad), Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PolicySetupError::Invalid(_)));
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{}:2:12: ", bad.display())),
+        "{error}"
+    );
+    assert_eq!(store.active_policy().await.unwrap(), Some(activated.stored));
+}
