@@ -259,6 +259,8 @@ async fn method_not_allowed(request: Request) -> Failure {
 pub struct Failure {
     status: StatusCode,
     body: ApiError,
+    /// `WWW-Authenticate`, for a 401 that an admin token would lift.
+    challenge: Option<&'static str>,
 }
 
 impl Failure {
@@ -269,6 +271,7 @@ impl Failure {
                 error: error.into(),
                 path: None,
             },
+            challenge: None,
         }
     }
 
@@ -280,6 +283,7 @@ impl Failure {
                 error: error.into(),
                 path: Some(path.into()),
             },
+            challenge: None,
         }
     }
 
@@ -288,9 +292,12 @@ impl Failure {
     }
 
     fn admin_required() -> Failure {
-        Failure::unauthorized(
-            "an admin token is required: send `Authorization: Bearer <token>` with a token from `shipshape-server token create --admin`",
-        )
+        Failure {
+            challenge: Some("Bearer realm=\"shipshape\""),
+            ..Failure::unauthorized(
+                "an admin token is required: send `Authorization: Bearer <token>` with a token from `shipshape-server token create --admin`",
+            )
+        }
     }
 
     fn too_large() -> Failure {
@@ -304,10 +311,10 @@ impl Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        if let Some(challenge) = self.challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"shipshape\""),
+                HeaderValue::from_static(challenge),
             );
         }
         response

@@ -82,6 +82,12 @@ async fn refused(
     };
     let answer = server.send(request).await;
     assert_eq!(answer.status, status, "{says}: {}", answer.text());
+    assert!(
+        answer
+            .header(axum::http::header::WWW_AUTHENTICATE)
+            .is_none(),
+        "no bearer token would help"
+    );
     let error = answer.error().error;
     assert!(error.contains(says), "expected {says:?} in {error:?}");
     assert_eq!(

@@ -65,7 +65,7 @@ pub(super) async fn serve(
     );
     let app = api::router(state).into_make_service();
     let handle = Handle::new();
-    tokio::spawn(shutdown_on_signal(handle.clone()));
+    on_shutdown_signal(handle.clone())?;
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The one line on stdout: scripts and tests read the port from it.
@@ -117,32 +117,36 @@ async fn tls_config(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
 }
 
 /// Stops accepting connections on SIGTERM or Ctrl-C, and lets open requests
-/// finish for a while.
-async fn shutdown_on_signal(handle: Handle<std::net::SocketAddr>) {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// finish for a while. The handlers are installed before this returns, so
+/// a signal sent as soon as the address is printed is not missed.
+#[cfg(unix)]
+fn on_shutdown_signal(handle: Handle<std::net::SocketAddr>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+        shut_down(&handle);
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn on_shutdown_signal(handle: Handle<std::net::SocketAddr>) -> anyhow::Result<()> {
+    tokio::spawn(async move {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => shut_down(&handle),
+            Err(error) => tracing::error!(%error, "cannot listen for Ctrl-C"),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+    });
+    Ok(())
+}
+
+fn shut_down(handle: &Handle<std::net::SocketAddr>) {
     tracing::info!("shutting down: finishing open requests");
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
 }
