@@ -113,6 +113,9 @@ pub(super) async fn fetch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     let outcome = serve_policy(&state, &method, &uri, &headers, body).await;
+    if let Err(failure) = &outcome {
+        tracing::info!(error = failure.body.error, "policy fetch refused");
+    }
     state.metrics().policy_fetch(match &outcome {
         Ok(response) if response.status() == StatusCode::NOT_MODIFIED => PolicyFetch::NotModified,
         Ok(_) => PolicyFetch::Sent,

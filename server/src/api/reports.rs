@@ -38,7 +38,14 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Receipt>, Rejected> {
     let now = Timestamp::now();
-    let body = body_bytes(body).map_err(|failure| Rejected::new("too_large", failure))?;
+    let body = body_bytes(body).map_err(|failure| {
+        let reason = if failure.status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "unreadable_body"
+        };
+        Rejected::new(reason, failure)
+    })?;
     let signed = signed_request(state, method, uri, headers, &body, now)
         .await
         .map_err(|(reason, failure)| Rejected::new(reason, failure))?;
@@ -63,7 +70,8 @@ async fn accept(
     };
     match recorded {
         Recorded::Stored(receipt) => {
-            tracing::info!(
+            // Debug, not info: at fleet scale, a line per report drowns the log.
+            tracing::debug!(
                 device_id = signed.device_id,
                 report_id,
                 status = %receipt.status,
@@ -73,7 +81,7 @@ async fn accept(
             Ok(Json(receipt))
         }
         Recorded::AlreadyStored(receipt) => {
-            tracing::info!(device_id = signed.device_id, report_id, "report retried");
+            tracing::debug!(device_id = signed.device_id, report_id, "report retried");
             state.metrics().report_accepted(true);
             Ok(Json(receipt))
         }
