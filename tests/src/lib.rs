@@ -5,16 +5,21 @@
 //!
 //! The agent's own CLI tests are in `agent/tests/`.
 
+pub mod device;
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::thread;
 use std::time::Duration;
 
+use serde_json::Value;
 use tempfile::TempDir;
+
+use crate::device::Answer;
 
 /// How long a process may take to say it is ready.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -230,6 +235,80 @@ impl Server {
         let token = String::from_utf8(output.stdout).expect("the token is UTF-8");
         token.trim().to_owned()
     }
+
+    /// `GET path` with `admin_token` as bearer.
+    pub fn get_admin(&self, path: &str, admin_token: &str) -> Answer {
+        Answer::from(
+            http_client()
+                .get(format!("{}{path}", self.url))
+                .bearer_auth(admin_token)
+                .send(),
+        )
+    }
+
+    /// `GET /v1/fleet`: the first page of the fleet report.
+    pub fn fleet(&self, admin_token: &str) -> Value {
+        self.admin_json("/v1/fleet", admin_token)
+    }
+
+    /// `GET /v1/devices/{id}`: the device, its findings and history.
+    pub fn device(&self, admin_token: &str, id: &str) -> Value {
+        self.admin_json(&format!("/v1/devices/{id}"), admin_token)
+    }
+
+    fn admin_json(&self, path: &str, admin_token: &str) -> Value {
+        let answer = self.get_admin(path, admin_token);
+        assert_eq!(
+            answer.status,
+            200,
+            "GET {path}: {}\n{}",
+            answer.text,
+            self.stderr()
+        );
+        answer.json()
+    }
+
+    /// `PUT /v1/policy`: activates `policy` (TOML) and re-grades the fleet.
+    pub fn put_policy(&self, admin_token: &str, policy: &str) -> Answer {
+        Answer::from(
+            http_client()
+                .put(format!("{}/v1/policy", self.url))
+                .bearer_auth(admin_token)
+                .body(policy.to_owned())
+                .send(),
+        )
+    }
+
+    /// Signs in on the fleet page's form, as a browser does, and returns the
+    /// cookie (`name=value`) the server set.
+    pub fn sign_in(&self, admin_token: &str) -> String {
+        let answer = Answer::from(
+            http_client_without_redirects()
+                .post(format!("{}/login", self.url))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("token={admin_token}"))
+                .send(),
+        );
+        assert_eq!(answer.status, 303, "POST /login: {}", answer.text);
+        let cookie = answer
+            .header("set-cookie")
+            .unwrap_or_else(|| panic!("POST /login set no cookie: {:?}", answer.headers));
+        cookie
+            .split(';')
+            .next()
+            .expect("a cookie has a name and value")
+            .to_owned()
+    }
+
+    /// `GET path` with the sign-in `cookie`: an HTML page.
+    pub fn page(&self, path: &str, cookie: &str) -> Answer {
+        Answer::from(
+            http_client_without_redirects()
+                .get(format!("{}{path}", self.url))
+                .header("cookie", cookie)
+                .send(),
+        )
+    }
 }
 
 /// A `shipshape` agent with its own configuration and state directories,
@@ -260,6 +339,135 @@ impl Agent {
             .env("SHIPSHAPE_STATE_DIR", self.dir.path().join("state"));
         agent
     }
+
+    /// `shipshape enroll` with `server`, keeping the device key in a file
+    /// (a test must not touch the machine's keyring); panics when it fails.
+    pub fn enroll(&self, server: &Server, enroll_token: &str) -> Output {
+        run_ok(self.command().args([
+            "enroll",
+            "--server",
+            server.url(),
+            "--token",
+            enroll_token,
+            "--key-store",
+            "file",
+        ]))
+    }
+
+    /// `shipshape ARGS`, run to completion whatever its exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut command = self.command();
+        command.args(args);
+        command
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+    }
+}
+
+/// What the real agent observes on this machine, taken once per test run:
+/// the facts and the check report a signed report carries. Tests that
+/// craft requests by hand send these, changing only what they test.
+#[derive(Debug)]
+pub struct Sample {
+    /// `shipshape facts`.
+    pub facts: Value,
+    /// `shipshape check --format json` (built-in policy).
+    pub report: Value,
+}
+
+/// This machine's [`Sample`].
+pub fn sample() -> &'static Sample {
+    static SAMPLE: OnceLock<Sample> = OnceLock::new();
+    SAMPLE.get_or_init(|| {
+        let agent = Agent::new();
+        // Side by side: every test waits for these.
+        let (facts, check) = thread::scope(|scope| {
+            let facts = scope.spawn(|| run_ok(agent.command().arg("facts")).stdout);
+            let check = agent.run(&["check", "--format", "json"]);
+            (facts.join().expect("shipshape facts ran"), check)
+        });
+        assert!(
+            matches!(check.status.code(), Some(0 | 1)),
+            "shipshape check --format json judged nothing ({}):\n{}",
+            check.status,
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let json = |bytes: &[u8], what: &str| -> Value {
+            serde_json::from_slice(bytes).unwrap_or_else(|error| panic!("{what}: {error}"))
+        };
+        Sample {
+            facts: json(&facts, "shipshape facts"),
+            report: json(&check.stdout, "shipshape check --format json"),
+        }
+    })
+}
+
+impl Sample {
+    /// The OS id (`debian`, `macos`, …) the agent reports, which policies'
+    /// `min-version` tables are keyed by.
+    pub fn os_id(&self) -> &str {
+        self.facts["host"]["os"]["id"]
+            .as_str()
+            .expect("the facts name the OS id")
+    }
+
+    /// The `Host` the agent reports, under another hostname.
+    pub fn host(&self, hostname: &str) -> Value {
+        let mut host = self.facts["host"].clone();
+        host["hostname"] = hostname.into();
+        host
+    }
+
+    /// A `ReportSubmission` with a new report id (UUID v7, as the agent
+    /// chooses them), from a machine named `hostname`.
+    pub fn submission(&self, hostname: &str) -> Value {
+        let mut facts = self.facts.clone();
+        facts["host"] = self.host(hostname);
+        let mut report = self.report.clone();
+        report["host"] = self.host(hostname);
+        serde_json::json!({
+            "id": uuid::Uuid::now_v7().to_string(),
+            "facts": facts,
+            "report": report,
+        })
+    }
+}
+
+/// A policy every machine with OS id `os_id` fails: its OS release would
+/// have to be 9999 or newer (and a machine whose release cannot be read is
+/// unknown, which leaks too). The outcome does not depend on the machine.
+pub fn leaky_policy(os_id: &str) -> String {
+    os_release_policy("always-leaky", os_id)
+}
+
+/// The same check as [`leaky_policy`], excepted on every host: every
+/// machine is compliant, whatever its facts.
+pub fn lenient_policy(os_id: &str) -> String {
+    format!(
+        r#"{}
+[[exceptions]]
+check = "os-updates"
+hosts = ["*"]
+reason = "end-to-end test: every machine passes"
+expires = 2999-12-31
+"#,
+        os_release_policy("always-compliant", os_id)
+    )
+}
+
+fn os_release_policy(name: &str, os_id: &str) -> String {
+    format!(
+        r#"name = "{name}"
+leak-severity = "high"
+unknown = "leak"
+
+[checks.os-updates]
+severity = "critical"
+
+[checks.os-updates.min-version]
+{os_id} = "9999"
+"#
+    )
 }
 
 /// A blocking HTTP client for plain HTTP on loopback (rustls with ring is
@@ -269,6 +477,17 @@ pub fn http_client() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Like [`http_client`], but a redirect is an answer: the test sees the
+/// `303` and the cookie of `POST /login`.
+pub fn http_client_without_redirects() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client")
 }

@@ -1,0 +1,11 @@
+//! The end-to-end tests, one binary: the real `shipshape` and
+//! `shipshape-server` on loopback, each test with its own server, database
+//! and agent directories, so they run in parallel. Build the binaries
+//! first: `cargo build --workspace --bins` (scripts/test.sh does).
+
+mod agent;
+mod browser;
+mod escaping;
+mod regrade;
+mod rejections;
+mod reports;
