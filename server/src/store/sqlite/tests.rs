@@ -229,6 +229,23 @@ async fn ingest_throughput() {
          {elapsed:.2?}, {:.0} reports/s",
         REPORTS as f64 / elapsed.as_secs_f64()
     );
+
+    let lenient = "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
+    let started = Instant::now();
+    let (_, regraded) = store
+        .activate_policy(
+            lenient,
+            &crate::grade::fixtures::policy(lenient),
+            t0() + SignedDuration::from_hours(1),
+        )
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(regraded.devices, DEVICES as u64);
+    println!(
+        "a policy change re-graded {DEVICES} devices in {elapsed:.2?} ({:.0?} per device)",
+        elapsed / DEVICES as u32
+    );
 }
 
 /// The fleet page over 100,000 devices:
