@@ -12,7 +12,7 @@
 //!
 //! The SQL is kept portable (see `migrations/0001_initial.sql`) so the
 //! PostgreSQL backend can reuse it; only the pragmas, `BEGIN IMMEDIATE`,
-//! the `?N` placeholders and `INTEGER PRIMARY KEY` are SQLite's own.
+//! the placeholders (`?1`, `:name`) and `INTEGER PRIMARY KEY` are SQLite's own.
 
 mod read;
 mod write;

@@ -25,8 +25,8 @@ const REGRADE_CHUNK: i64 = 256;
 /// A report with its JSON serialized ahead of the writer thread.
 #[derive(Debug)]
 pub(super) struct PreparedReport {
-    pub(super) id: String,
-    pub(super) device_id: String,
+    id: String,
+    device_id: String,
     /// Whole milliseconds, as the database keeps it and the receipt repeats it.
     pub(super) received_at: Timestamp,
     nonce: String,
