@@ -126,6 +126,7 @@ pub fn run(
         id: uuid::Uuid::now_v7().to_string(),
         facts: judged.facts,
         report: judged.report,
+        dropped: 0,
     };
     let server = enrolled.config.server.to_string();
     let outcome = deliver(&enrolled, &submission);

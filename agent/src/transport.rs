@@ -398,8 +398,11 @@ fn refusal(what: Exchange, url: &Url, response: Response) -> RequestError {
             Ok(ApiError {
                 error,
                 path: Some(path),
+                ..
             }) => format!("{error} (at `{path}`)"),
-            Ok(ApiError { error, path: None }) => error,
+            Ok(ApiError {
+                error, path: None, ..
+            }) => error,
             Err(_) => {
                 let text = String::from_utf8_lossy(&body);
                 let text = text.trim();

@@ -39,6 +39,45 @@ pub struct ReportSubmission {
     pub facts: Facts,
     /// The agent's own verdict, under the policy it used.
     pub report: CheckReport,
+    /// Reports the agent dropped from its full outbox since its last
+    /// delivered one: the server counts them, so a gap is never silent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+/// `POST /v1/heartbeats` (signed): a run whose facts did not change since
+/// the last acknowledged report, sent as their hash instead of in full. The
+/// server grades the facts it already holds, or answers 409 with the code
+/// [`RESEND_FULL`] when it holds none with that hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// As in [`ReportSubmission::id`]: the agent's idempotency key.
+    pub id: String,
+    /// [`facts_hash`] of the facts this run observed.
+    pub facts_hash: String,
+    pub report: CheckReport,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+/// The [`ApiError::code`] of a heartbeat whose facts the server does not hold.
+pub const RESEND_FULL: &str = "resend-full";
+
+/// The hash that stands for `facts` in a heartbeat: SHA-256 of their JSON,
+/// as lowercase hex. Both sides compute it from the same typed value, so
+/// field order and whitespace cannot make two equal facts differ.
+pub fn facts_hash(facts: &Facts) -> String {
+    use sha2::{Digest as _, Sha256};
+    let json = serde_json::to_vec(facts).unwrap_or_default();
+    Sha256::digest(&json)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// The server's grade of a device.
@@ -114,4 +153,48 @@ pub struct ApiError {
     /// The JSON path of the field that is wrong (`facts.host.os.family`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// A machine-readable reason where the agent acts on it ([`RESEND_FULL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(hostname: &str) -> Facts {
+        let mut facts: Facts = serde_json::from_value(serde_json::json!({
+            "host": { "hostname": "laptop", "os": { "family": "linux", "id": "debian",
+                      "name": "Debian GNU/Linux 12 (bookworm)", "version": "12", "build": null },
+                      "kernel": "6.1.0", "arch": "x86_64", "hardware_id": null },
+            "disk_encryption": { "unknown": { "reason": "not probed" } },
+            "os_updates": { "unknown": { "reason": "not probed" } },
+            "firewall": { "unknown": { "reason": "not probed" } },
+            "ssh_keys": { "unknown": { "reason": "not probed" } },
+            "ssh_server": { "unknown": { "reason": "not probed" } }
+        }))
+        .expect("valid facts");
+        facts.host.hostname = hostname.to_owned();
+        facts
+    }
+
+    #[test]
+    fn equal_facts_hash_equal_and_any_change_changes_the_hash() {
+        let hash = facts_hash(&facts("laptop"));
+        assert_eq!(hash.len(), 64);
+        assert!(hash.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_eq!(hash, facts_hash(&facts("laptop")));
+        assert_ne!(hash, facts_hash(&facts("laptop2")));
+    }
+
+    #[test]
+    fn an_error_without_a_code_reads_and_writes_without_one() {
+        let json = serde_json::json!({ "error": "nope" });
+        let error: ApiError = serde_json::from_value(json).expect("an error without code");
+        assert_eq!(error.code, None);
+        assert_eq!(
+            serde_json::to_value(&error).expect("serializes"),
+            serde_json::json!({ "error": "nope" })
+        );
+    }
 }

@@ -135,6 +135,7 @@ fn submission(index: usize) -> anyhow::Result<ReportSubmission> {
         id: uuid::Uuid::now_v7().to_string(),
         facts,
         report,
+        dropped: 0,
     })
 }
 

@@ -270,6 +270,7 @@ impl Failure {
             body: ApiError {
                 error: error.into(),
                 path: None,
+                code: None,
             },
             challenge: None,
         }
@@ -282,6 +283,7 @@ impl Failure {
             body: ApiError {
                 error: error.into(),
                 path: Some(path.into()),
+                code: None,
             },
             challenge: None,
         }

@@ -290,6 +290,7 @@ pub fn leaky_submission(hostname: &str) -> ReportSubmission {
             findings: Vec::new(),
         },
         facts,
+        dropped: 0,
     }
 }
 

@@ -142,6 +142,7 @@ fn report(device_id: &str, facts: Facts, at: Timestamp) -> IncomingReport {
                 findings,
             },
             facts,
+            dropped: 0,
         },
     }
 }

@@ -85,6 +85,7 @@ fn report(device_id: &str, n: u64, at: Timestamp) -> IncomingReport {
                 findings,
             },
             facts,
+            dropped: 0,
         },
     }
 }
