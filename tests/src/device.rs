@@ -114,6 +114,28 @@ impl Device {
         self.sign(Method::POST, "/v1/reports", json_bytes(submission))
             .send()
     }
+
+    /// Like [`Device::report`], but `Err` when no answer came.
+    pub fn try_report(&self, submission: &Value) -> reqwest::Result<Answer> {
+        self.sign(Method::POST, "/v1/reports", json_bytes(submission))
+            .try_send()
+    }
+
+    /// The ids of the device's reports the server lists (its latest 50),
+    /// newest first.
+    pub fn stored_report_ids(&self, server: &Server, admin_token: &str) -> Vec<String> {
+        server.device(admin_token, &self.id)["reports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|report| {
+                report["id"]
+                    .as_str()
+                    .expect("a listed report has an id")
+                    .to_owned()
+            })
+            .collect()
+    }
 }
 
 /// A signed request, ready to send (again and again: a replay).
@@ -134,6 +156,24 @@ impl Signed {
 
     /// Sends it with extra (unsigned) headers, such as `If-None-Match`.
     pub fn send_with(&self, extra: &[(&str, &str)]) -> Answer {
+        Answer::from(self.request(extra).send())
+    }
+
+    /// Sends it as it is; `Err` when no answer came (the server died, the
+    /// connection was cut), where [`Signed::send`] panics.
+    pub fn try_send(&self) -> reqwest::Result<Answer> {
+        let response = self.request(&[]).send()?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text()?;
+        Ok(Answer {
+            status,
+            headers,
+            text,
+        })
+    }
+
+    fn request(&self, extra: &[(&str, &str)]) -> reqwest::blocking::RequestBuilder {
         let mut request = http_client()
             .request(self.method.clone(), &self.url)
             .header("content-type", "application/json")
@@ -144,7 +184,7 @@ impl Signed {
         for (name, value) in extra {
             request = request.header(*name, *value);
         }
-        Answer::from(request.send())
+        request
     }
 }
 

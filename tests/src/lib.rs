@@ -6,6 +6,7 @@
 //! The agent's own CLI tests are in `agent/tests/`.
 
 pub mod device;
+pub mod proxy;
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -174,9 +175,14 @@ impl Drop for Process {
 pub struct Server {
     url: String,
     db: String,
-    process: Process,
+    /// `None` while killed.
+    process: Option<Process>,
+    /// `serve`'s policy argument, given again on a restart.
+    policy: Option<PathBuf>,
+    /// How many times the server was started: each run logs to its own file.
+    runs: usize,
     /// Holds the database; removed when the server is dropped.
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Server {
@@ -193,22 +199,71 @@ impl Server {
     fn start_with(policy: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory for the server");
         let db = format!("sqlite:{}", dir.path().join("shipshape.db").display());
-        let mut serve = command(binary("shipshape-server"));
-        serve.args(["serve", "--listen", "127.0.0.1:0", "--db", &db]);
-        if let Some(policy) = policy {
+        let policy = policy.map(|policy| {
             let path = dir.path().join("policy.toml");
             std::fs::write(&path, policy).expect("write the server's policy");
-            serve.arg("--policy").arg(path);
+            path
+        });
+        let mut server = Server {
+            url: String::new(),
+            db,
+            process: None,
+            policy,
+            runs: 0,
+            dir,
+        };
+        server.url = server.serve("127.0.0.1:0");
+        server
+    }
+
+    /// Starts `serve` on `listen`; returns the URL it announced.
+    fn serve(&mut self, listen: &str) -> String {
+        let mut serve = command(binary("shipshape-server"));
+        serve.args(["serve", "--listen", listen, "--db", &self.db]);
+        if let Some(policy) = &self.policy {
+            serve.arg("--policy").arg(policy);
         }
-        let (process, url) = Process::start("shipshape-server", serve, dir.path(), |line| {
+        self.runs += 1;
+        let name = self.run_name();
+        let (process, url) = Process::start(&name, serve, self.dir.path(), |line| {
             line.strip_prefix("listening on ").map(str::to_owned)
         });
-        Server {
-            url,
-            db,
-            process,
-            _dir: dir,
+        self.process = Some(process);
+        url
+    }
+
+    /// `shipshape-server`, then `shipshape-server.2`, …: names each run's log.
+    fn run_name(&self) -> String {
+        match self.runs {
+            1 => "shipshape-server".to_owned(),
+            run => format!("shipshape-server.{run}"),
         }
+    }
+
+    /// Kills the server (SIGKILL: no chance to finish anything) and waits
+    /// until it is gone. The database stays for [`Server::restart`].
+    pub fn kill(&mut self) {
+        drop(self.process.take());
+    }
+
+    /// Starts the server again on the same database, address and policy
+    /// file, after [`Server::kill`].
+    pub fn restart(&mut self) {
+        assert!(self.process.is_none(), "restart a server that was killed");
+        let listen = self
+            .url
+            .strip_prefix("http://")
+            .expect("a plain-HTTP test server")
+            .to_owned();
+        let url = self.serve(&listen);
+        assert_eq!(url, self.url, "the server came back on its address");
+    }
+
+    /// `GET /metrics`: the counters since this run of the server started.
+    pub fn metrics(&self) -> String {
+        let answer = Answer::from(http_client().get(format!("{}/metrics", self.url)).send());
+        assert_eq!(answer.status, 200, "GET /metrics: {}", answer.text);
+        answer.text
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -216,9 +271,12 @@ impl Server {
         &self.url
     }
 
-    /// What the server logged so far.
+    /// What the server logged so far in its current run (or its last,
+    /// while killed).
     pub fn stderr(&self) -> String {
-        self.process.stderr()
+        let path = self.dir.path().join(format!("{}.stderr", self.run_name()));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| format!("(cannot read {}: {error})", path.display()))
     }
 
     /// `shipshape-server ARGS` on this server's database (`token …`,

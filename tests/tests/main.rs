@@ -9,3 +9,4 @@ mod escaping;
 mod regrade;
 mod rejections;
 mod reports;
+mod server_kill;
