@@ -2,13 +2,13 @@
 //! so grace periods count from the first failure, not from every run.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use jiff::Timestamp;
 use shipshape_core::checks::CheckId;
-use shipshape_core::{FailingSince, Finding, Status};
+use shipshape_core::{FailingSince, Finding, advance_failing_since};
+
+use crate::atomic::{self, Access};
 
 /// The first-failure times, as kept on disk.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -37,35 +37,13 @@ impl GraceState {
 
     /// Starts the clock for newly failing checks and stops it for passing ones.
     pub fn record(&mut self, findings: &[Finding], now: Timestamp) {
-        for finding in findings {
-            let Ok(id) = finding.check.parse::<CheckId>() else {
-                continue;
-            };
-            match finding.status {
-                Status::Fail | Status::Warn => {
-                    self.since.entry(id).or_insert(now);
-                }
-                Status::Pass => {
-                    self.since.remove(&id);
-                }
-                Status::Unknown | Status::Excepted | Status::Skipped => {}
-            }
-        }
+        advance_failing_since(&mut self.since, findings, now);
     }
 
     /// Writes the state atomically: a crash leaves the old file or the new one, never half of one.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path.parent().context("state path has no directory")?;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("could not create {}", dir.display()))?;
-        let temporary = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&temporary)
-            .with_context(|| format!("could not write {}", temporary.display()))?;
-        serde_json::to_writer_pretty(&mut file, &self.since)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-            .with_context(|| format!("could not replace {}", path.display()))?;
-        Ok(())
+        let mut json = serde_json::to_vec_pretty(&self.since)?;
+        json.push(b'\n');
+        atomic::write(path, &json, Access::Everyone)
     }
 }

@@ -39,6 +39,28 @@ pub fn evaluate(
         .collect()
 }
 
+/// Starts the clock of each newly failing check and stops it for passing
+/// ones; the agent and the server both keep their grace clocks with it, so
+/// their verdicts agree. An unknown, excepted or skipped finding leaves the
+/// clock as it was: a probe that cannot tell for one run neither restarts
+/// nor ends a grace period.
+pub fn advance_failing_since(since: &mut FailingSince, findings: &[Finding], now: Timestamp) {
+    for finding in findings {
+        let Ok(check) = finding.check.parse::<CheckId>() else {
+            continue;
+        };
+        match finding.status {
+            Status::Fail | Status::Warn => {
+                since.entry(check).or_insert(now);
+            }
+            Status::Pass => {
+                since.remove(&check);
+            }
+            Status::Unknown | Status::Excepted | Status::Skipped => {}
+        }
+    }
+}
+
 /// One check's finding; a failure counts from `since`.
 fn judge(
     policy: &Policy,

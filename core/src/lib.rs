@@ -17,7 +17,7 @@ pub mod signing;
 pub mod version;
 pub mod wire;
 
-pub use evaluate::{FailingSince, evaluate};
+pub use evaluate::{FailingSince, advance_failing_since, evaluate};
 pub use facts::Facts;
 pub use finding::{Finding, Severity, Status, Verdict};
 pub use policy::Policy;

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use shipshape_core::checks::CheckId;
 use shipshape_core::wire::DeviceStatus;
-use shipshape_core::{Facts, FailingSince, Finding, Policy, Status, evaluate};
+use shipshape_core::{
+    Facts, FailingSince, Finding, Policy, Status, advance_failing_since, evaluate,
+};
 
 use crate::model::TransitionKind;
 
@@ -55,7 +57,8 @@ pub fn grade(policy: &Policy, facts: &Facts, now: Timestamp, previous: &CheckSta
             },
         )
         .collect();
-    let failing_since = advance_clocks(&previous.failing_since, &findings, now);
+    let mut failing_since = previous.failing_since.clone();
+    advance_failing_since(&mut failing_since, &findings, now);
     Grade {
         findings,
         status,
@@ -80,30 +83,6 @@ pub fn status_of(findings: &[Finding]) -> DeviceStatus {
     } else {
         DeviceStatus::Compliant
     }
-}
-
-/// Starts the clock for newly failing checks and stops it for passing ones,
-/// exactly as the agent does (`agent/src/state.rs`), so the agent's verdict
-/// and the server's agree: an unknown, excepted or skipped finding leaves the
-/// clock as it was, so a probe that cannot tell for one run neither restarts
-/// nor ends a grace period.
-fn advance_clocks(previous: &FailingSince, findings: &[Finding], now: Timestamp) -> FailingSince {
-    let mut since = previous.clone();
-    for finding in findings {
-        let Ok(check) = finding.check.parse::<CheckId>() else {
-            continue;
-        };
-        match finding.status {
-            Status::Fail | Status::Warn => {
-                since.entry(check).or_insert(now);
-            }
-            Status::Pass => {
-                since.remove(&check);
-            }
-            Status::Unknown | Status::Excepted | Status::Skipped => {}
-        }
-    }
-    since
 }
 
 /// Facts and policies for the server's tests.

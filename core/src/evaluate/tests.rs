@@ -391,3 +391,61 @@ fn facts_round_trip_through_json() {
         "{json}"
     );
 }
+
+fn finding_with(check: CheckId, status: Status) -> Finding {
+    Finding {
+        check: check.to_string(),
+        status,
+        severity: crate::finding::Severity::High,
+        leak: false,
+        summary: String::new(),
+        evidence: Vec::new(),
+        remediation: None,
+    }
+}
+
+#[test]
+fn grace_clocks_start_on_failure_stop_on_pass_and_ignore_unknown() {
+    let start = now();
+    let later = start + SignedDuration::from_hours(5);
+    let mut since = FailingSince::new();
+    advance_failing_since(
+        &mut since,
+        &[
+            finding_with(CheckId::Firewall, Status::Fail),
+            finding_with(CheckId::OsUpdates, Status::Warn),
+            finding_with(CheckId::SshKeys, Status::Unknown),
+        ],
+        start,
+    );
+    assert_eq!(since.get(&CheckId::Firewall), Some(&start));
+    assert_eq!(since.get(&CheckId::OsUpdates), Some(&start));
+    assert_eq!(since.get(&CheckId::SshKeys), None);
+
+    advance_failing_since(
+        &mut since,
+        &[
+            finding_with(CheckId::Firewall, Status::Fail),
+            finding_with(CheckId::OsUpdates, Status::Unknown),
+            finding_with(CheckId::SshKeys, Status::Pass),
+        ],
+        later,
+    );
+    assert_eq!(
+        since.get(&CheckId::Firewall),
+        Some(&start),
+        "a clock keeps its start"
+    );
+    assert_eq!(
+        since.get(&CheckId::OsUpdates),
+        Some(&start),
+        "unknown leaves it running"
+    );
+
+    advance_failing_since(
+        &mut since,
+        &[finding_with(CheckId::Firewall, Status::Pass)],
+        later,
+    );
+    assert_eq!(since.get(&CheckId::Firewall), None, "a pass stops it");
+}
