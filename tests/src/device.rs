@@ -75,6 +75,16 @@ impl Device {
         }
     }
 
+    /// The same device, talking to the server through `url` (a proxy):
+    /// its requests are signed for that URL.
+    pub fn via(&self, url: &str) -> Device {
+        Device {
+            id: self.id.clone(),
+            key: self.key.clone(),
+            url: url.to_owned(),
+        }
+    }
+
     /// `method path` with `body`, signed now with a fresh nonce, as the agent does.
     pub fn sign(&self, method: Method, path: &str, body: Vec<u8>) -> Signed {
         self.sign_as(&self.key, &self.id, unix_now(), method, path, body)

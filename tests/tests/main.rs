@@ -6,6 +6,7 @@
 mod agent;
 mod browser;
 mod escaping;
+mod proxy;
 mod regrade;
 mod rejections;
 mod reports;
