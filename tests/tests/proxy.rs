@@ -30,7 +30,7 @@ fn the_proxy_passes_exchanges_through_and_injects_each_fault() {
     let (id, answer) = report();
     let answer = answer.expect("an answer through the proxy");
     assert_eq!(answer.status, 200, "{}", answer.text);
-    assert_eq!(stored(), [id.clone()]);
+    assert_eq!(stored(), std::slice::from_ref(&id));
     let health = http_client()
         .get(format!("{}/healthz", proxy.url()))
         .send()
@@ -45,7 +45,7 @@ fn the_proxy_passes_exchanges_through_and_injects_each_fault() {
     let (_, answer) = report();
     let status = answer.expect("an injected answer").status;
     assert!(matches!(status, 500 | 503), "{status}");
-    assert_eq!(stored(), [id.clone()], "nothing reached the server");
+    assert_eq!(stored(), [id], "nothing reached the server");
 
     // A 503 after the server stored the report.
     proxy.set_faults(Faults {
