@@ -1,18 +1,21 @@
 //! The HTTP API and the fleet pages: one [`router`] over shared [`AppState`].
 //!
 //! Agents enroll and send signed reports (`/v1/enroll`, `/v1/reports`,
-//! `/v1/policy`); the security team reads the fleet as JSON, CSV or HTML with
-//! an admin token; monitoring polls `/healthz` and `/metrics`. Every API
-//! error is an [`ApiError`] body. `openapi.json` documents every route of
-//! [`route_table`], and a test keeps the two in step.
+//! `/v1/heartbeats`, `/v1/policy`); the security team reads the fleet as
+//! JSON, CSV or HTML with an admin token; monitoring polls `/healthz` and
+//! `/metrics`. Every API error is an [`ApiError`] body. `openapi.json`
+//! documents every route of [`route_table`], and a test keeps the two in step.
 
 mod enroll;
 mod fleet;
 mod health;
+mod heartbeats;
+mod limits;
 pub mod policy;
 mod reports;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -25,7 +28,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use jiff::{SignedDuration, Timestamp};
 use shipshape_core::wire::ApiError;
 
-use crate::config::PublicUrl;
+use crate::config::{Limits, PublicUrl};
 use crate::model::Staleness;
 use crate::store::{ActivePolicy, Store, StoreError};
 
@@ -62,6 +65,10 @@ struct Shared {
     policy: tokio::sync::RwLock<Arc<ActivePolicy>>,
     metrics: Metrics,
     settings: ApiSettings,
+    limits: Limits,
+    rate_limiter: Option<limits::RateLimiter>,
+    /// Permits for requests in flight, when their number is capped.
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -73,14 +80,30 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State over `store`, grading with `policy` (already active in the store).
+    /// State over `store`, grading with `policy` (already active in the
+    /// store), without any [`Limits`]: for tests and benchmarks.
     pub fn new(store: Arc<dyn Store>, policy: ActivePolicy, settings: ApiSettings) -> AppState {
+        AppState::with_limits(store, policy, settings, Limits::NONE)
+    }
+
+    /// State that enforces `limits`, as `serve` runs it.
+    pub fn with_limits(
+        store: Arc<dyn Store>,
+        policy: ActivePolicy,
+        settings: ApiSettings,
+        limits: Limits,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Shared {
                 store,
                 policy: tokio::sync::RwLock::new(Arc::new(policy)),
                 metrics: Metrics::default(),
                 settings,
+                limits,
+                rate_limiter: limits
+                    .rate
+                    .map(|rate| limits::RateLimiter::new(rate, Instant::now())),
+                in_flight: limits::in_flight(limits.max_concurrent_requests),
             }),
         }
     }
@@ -156,6 +179,7 @@ fn routes() -> Vec<Route> {
     vec![
         route(Verb::Post, "/v1/enroll", enroll::enroll),
         route(Verb::Post, "/v1/reports", reports::submit),
+        route(Verb::Post, "/v1/heartbeats", heartbeats::submit),
         route(Verb::Get, "/v1/policy", policy::fetch),
         route(Verb::Put, "/v1/policy", policy::replace),
         route(Verb::Get, "/v1/fleet", fleet::fleet_json),
@@ -189,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -261,6 +286,8 @@ pub struct Failure {
     body: ApiError,
     /// `WWW-Authenticate`, for a 401 that an admin token would lift.
     challenge: Option<&'static str>,
+    /// `Retry-After`, in seconds, for a 429 or 503 that passes.
+    retry_after: Option<u32>,
 }
 
 impl Failure {
@@ -273,19 +300,22 @@ impl Failure {
                 code: None,
             },
             challenge: None,
+            retry_after: None,
         }
     }
 
     /// A 400 about one field of a JSON body or query.
     fn field(path: impl Into<String>, error: impl Into<String>) -> Failure {
+        let mut failure = Failure::new(StatusCode::BAD_REQUEST, error);
+        failure.body.path = Some(path.into());
+        failure
+    }
+
+    /// A refusal that lifts by itself: try again after `wait`.
+    fn retry_later(status: StatusCode, error: impl Into<String>, wait: Duration) -> Failure {
         Failure {
-            status: StatusCode::BAD_REQUEST,
-            body: ApiError {
-                error: error.into(),
-                path: Some(path.into()),
-                code: None,
-            },
-            challenge: None,
+            retry_after: Some(limits::retry_after_secs(wait)),
+            ..Failure::new(status, error)
         }
     }
 
@@ -318,6 +348,11 @@ impl IntoResponse for Failure {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jiff::SignedDuration;
 use serde::Deserialize;
@@ -16,6 +17,21 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 
 /// How long a device may stay quiet before it counts as silent.
 pub const DEFAULT_STALE_AFTER: SignedDuration = SignedDuration::from_hours(48);
+
+/// Signed requests a device may make per minute, sustained: an agent makes
+/// two per run (policy, report), so this only bites a runaway or a replay.
+pub const DEFAULT_RATE_LIMIT: u32 = 60;
+
+/// Signed requests a device may make at once before the per-minute rate
+/// applies: room for an agent flushing a small backlog.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 10;
+
+/// Requests handled at once; more are refused with 503 instead of queueing.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 512;
+
+/// How long a request may take, from its headers to the answer, before it
+/// is answered with 408; also how long a client may take to send headers.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +68,16 @@ pub enum SettingError {
     PublicUrl(String),
     #[error("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")]
     TlsPair,
+    #[error(
+        "rate-limit-burst = 0 would refuse every signed request: give at least 1, or rate-limit = 0 to turn the rate limit off"
+    )]
+    RateLimitBurst,
+    #[error(
+        "max-concurrent-requests = 0 would refuse every request: give at least 1 (default {DEFAULT_MAX_CONCURRENT_REQUESTS})"
+    )]
+    MaxConcurrentRequests,
+    #[error("request-timeout: {0}")]
+    RequestTimeout(String),
 }
 
 /// The config file (`--config FILE`): the same settings as the flags.
@@ -72,6 +98,14 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// The policy to grade with; relative to the config file.
     pub policy: Option<PathBuf>,
+    /// Signed requests per device per minute; 0 turns the limit off.
+    pub rate_limit: Option<u32>,
+    /// Signed requests a device may make at once before the rate applies.
+    pub rate_limit_burst: Option<u32>,
+    /// Requests handled at once; more are answered 503 at once.
+    pub max_concurrent_requests: Option<usize>,
+    /// "30s", "1m", …: the longest a request may take.
+    pub request_timeout: Option<String>,
 }
 
 impl FileConfig {
@@ -209,6 +243,51 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// A per-device limit on signed requests: a token bucket that holds
+/// `burst` requests and refills at `per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per minute; at least 1.
+    pub per_minute: u32,
+    /// Requests allowed at once; at least 1.
+    pub burst: u32,
+}
+
+/// What keeps one client, or too many, from wearing the server down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Per device, on signed requests; `None` is unlimited.
+    pub rate: Option<RateLimit>,
+    /// Requests handled at once (more get 503); `None` is unlimited.
+    pub max_concurrent_requests: Option<usize>,
+    /// The longest a request may take (then 408); `None` is no limit.
+    pub request_timeout: Option<Duration>,
+}
+
+impl Limits {
+    /// No limits at all: for tests and benchmarks that drive the API hard
+    /// on purpose. `serve` always runs with limits.
+    pub const NONE: Limits = Limits {
+        rate: None,
+        max_concurrent_requests: None,
+        request_timeout: None,
+    };
+}
+
+impl Default for Limits {
+    /// What `serve` uses unless the config file says otherwise.
+    fn default() -> Self {
+        Limits {
+            rate: Some(RateLimit {
+                per_minute: DEFAULT_RATE_LIMIT,
+                burst: DEFAULT_RATE_LIMIT_BURST,
+            }),
+            max_concurrent_requests: Some(DEFAULT_MAX_CONCURRENT_REQUESTS),
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+        }
+    }
+}
+
 /// Everything `serve` runs with, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeSettings {
@@ -218,6 +297,7 @@ pub struct ServeSettings {
     pub stale_after: SignedDuration,
     pub public_url: Option<PublicUrl>,
     pub policy: Option<PathBuf>,
+    pub limits: Limits,
 }
 
 /// What the command line says; `None` where it says nothing.
@@ -235,6 +315,7 @@ pub struct Overrides {
 impl ServeSettings {
     /// Flags win over the file, the file over the defaults.
     pub fn resolve(flags: Overrides, file: FileConfig) -> Result<ServeSettings, SettingError> {
+        let limits = resolve_limits(&file)?;
         let listen = flags
             .listen
             .or(file.listen)
@@ -264,8 +345,44 @@ impl ServeSettings {
             stale_after,
             public_url,
             policy: flags.policy.or(file.policy),
+            limits,
         })
     }
+}
+
+/// The limits from the config file, else the defaults.
+fn resolve_limits(file: &FileConfig) -> Result<Limits, SettingError> {
+    let per_minute = file.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT);
+    let burst = file.rate_limit_burst.unwrap_or(DEFAULT_RATE_LIMIT_BURST);
+    let rate = match (per_minute, burst) {
+        (0, _) => None,
+        (_, 0) => return Err(SettingError::RateLimitBurst),
+        (per_minute, burst) => Some(RateLimit { per_minute, burst }),
+    };
+    let max_concurrent_requests = match file.max_concurrent_requests {
+        Some(0) => return Err(SettingError::MaxConcurrentRequests),
+        Some(count) => count,
+        None => DEFAULT_MAX_CONCURRENT_REQUESTS,
+    };
+    let request_timeout = match &file.request_timeout {
+        None => DEFAULT_REQUEST_TIMEOUT,
+        Some(text) => {
+            let Grace(duration) = text.parse().map_err(SettingError::RequestTimeout)?;
+            Duration::try_from(duration)
+                .ok()
+                .filter(|timeout| !timeout.is_zero())
+                .ok_or_else(|| {
+                    SettingError::RequestTimeout(format!(
+                        "`{text}` would time out every request: give a positive duration such as \"30s\""
+                    ))
+                })?
+        }
+    };
+    Ok(Limits {
+        rate,
+        max_concurrent_requests: Some(max_concurrent_requests),
+        request_timeout: Some(request_timeout),
+    })
 }
 
 /// The database from the flag, else the file, else the default location.
@@ -387,6 +504,75 @@ mod tests {
                     Err(SettingError::StaleAfter(_))
                 ),
                 "{stale}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_come_from_the_file_or_the_defaults() {
+        let resolve = |file: FileConfig| ServeSettings::resolve(Overrides::default(), file);
+        let defaults = resolve(FileConfig::default()).unwrap().limits;
+        assert_eq!(defaults, Limits::default());
+        assert_eq!(
+            defaults.rate,
+            Some(RateLimit {
+                per_minute: DEFAULT_RATE_LIMIT,
+                burst: DEFAULT_RATE_LIMIT_BURST
+            })
+        );
+
+        let file: FileConfig = toml::from_str(
+            "rate-limit = 120\nrate-limit-burst = 5\nmax-concurrent-requests = 8\nrequest-timeout = \"5s\"\n",
+        )
+        .unwrap();
+        let limits = resolve(file).unwrap().limits;
+        assert_eq!(
+            limits,
+            Limits {
+                rate: Some(RateLimit {
+                    per_minute: 120,
+                    burst: 5
+                }),
+                max_concurrent_requests: Some(8),
+                request_timeout: Some(Duration::from_secs(5)),
+            }
+        );
+
+        let off = resolve(FileConfig {
+            rate_limit: Some(0),
+            rate_limit_burst: Some(0),
+            ..FileConfig::default()
+        })
+        .unwrap();
+        assert_eq!(off.limits.rate, None, "rate-limit = 0 turns it off");
+    }
+
+    #[test]
+    fn limits_that_would_refuse_everything_are_refused() {
+        let resolve = |file: FileConfig| ServeSettings::resolve(Overrides::default(), file);
+        assert!(matches!(
+            resolve(FileConfig {
+                rate_limit_burst: Some(0),
+                ..FileConfig::default()
+            }),
+            Err(SettingError::RateLimitBurst)
+        ));
+        assert!(matches!(
+            resolve(FileConfig {
+                max_concurrent_requests: Some(0),
+                ..FileConfig::default()
+            }),
+            Err(SettingError::MaxConcurrentRequests)
+        ));
+        for timeout in ["0s", "soon", "-5s"] {
+            let error = resolve(FileConfig {
+                request_timeout: Some(timeout.into()),
+                ..FileConfig::default()
+            })
+            .unwrap_err();
+            assert!(
+                matches!(&error, SettingError::RequestTimeout(message) if message.contains(timeout)),
+                "{timeout}: {error}"
             );
         }
     }

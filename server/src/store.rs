@@ -8,8 +8,8 @@ mod tests;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use shipshape_core::Policy;
 use shipshape_core::wire::Receipt;
+use shipshape_core::{Facts, Policy};
 
 pub use sqlite::SqliteStore;
 
@@ -82,6 +82,11 @@ pub trait Store: Send + Sync + 'static {
         report: IncomingReport,
         policy: &ActivePolicy,
     ) -> Result<Recorded, StoreError>;
+
+    /// The facts of the device's last stored report, which a heartbeat
+    /// names by their hash; `None` before its first report (or for no such
+    /// device).
+    async fn last_facts(&self, device_id: &str) -> Result<Option<Facts>, StoreError>;
 
     async fn active_policy(&self) -> Result<Option<StoredPolicy>, StoreError>;
     /// Stores `text` as the active policy (its history kept) and re-grades

@@ -11,7 +11,7 @@ use std::time::Duration;
 const BINARY: &str = env!("CARGO_BIN_EXE_shipshape-server");
 
 #[expect(clippy::disallowed_methods, reason = "these tests run the real binary")]
-fn command(db: &Path) -> Command {
+pub(crate) fn command(db: &Path) -> Command {
     let mut command = Command::new(BINARY);
     command
         .env_remove("SHIPSHAPE_SERVER_CONFIG")
@@ -19,7 +19,7 @@ fn command(db: &Path) -> Command {
     command
 }
 
-fn run(db: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(db: &Path, args: &[&str]) -> Output {
     command(db).args(args).output().expect("the binary runs")
 }
 

@@ -17,9 +17,12 @@ use shipshape_core::facts::{
 };
 use shipshape_core::report::{CheckReport, PolicyRef, SCHEMA_VERSION};
 use shipshape_core::signing::sign_request;
-use shipshape_core::wire::{ApiError, EnrollRequest, EnrollResponse, ReportSubmission};
+use shipshape_core::wire::{
+    ApiError, EnrollRequest, EnrollResponse, Heartbeat, ReportSubmission, facts_hash,
+};
 use shipshape_server::api::{self, ApiSettings, AppState};
 use shipshape_server::auth;
+use shipshape_server::config::Limits;
 use shipshape_server::model::{DeviceDetail, NewToken, Staleness, TokenKind};
 use shipshape_server::store::{SqliteStore, Store};
 use tower::ServiceExt as _;
@@ -84,12 +87,17 @@ impl Server {
     }
 
     pub async fn start_with(settings: ApiSettings) -> Server {
+        Server::start_limited(settings, Limits::NONE).await
+    }
+
+    /// A server that enforces `limits`, as `serve` does.
+    pub async fn start_limited(settings: ApiSettings, limits: Limits) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = Arc::new(SqliteStore::open(&dir.path().join("test.db")).expect("a new store"));
         let policy = api::policy::activate_at_start(store.as_ref(), None, Timestamp::now())
             .await
             .expect("the built-in policy activates");
-        let state = AppState::new(store.clone(), policy, settings);
+        let state = AppState::with_limits(store.clone(), policy, settings, limits);
         let admin_token = create_token(store.as_ref(), TokenKind::Admin, None, None).await;
         let enroll_token = create_token(store.as_ref(), TokenKind::Enroll, None, None).await;
         Server {
@@ -170,6 +178,13 @@ impl Server {
     pub async fn report(&self, device: &Device, submission: &ReportSubmission) -> Answer {
         let body = serde_json::to_vec(submission).unwrap();
         self.send(Signed::new(device, Method::POST, "/v1/reports", body).request())
+            .await
+    }
+
+    /// Sends `heartbeat` signed by `device`, as an agent does.
+    pub async fn heartbeat(&self, device: &Device, heartbeat: &Heartbeat) -> Answer {
+        let body = serde_json::to_vec(heartbeat).unwrap();
+        self.send(Signed::new(device, Method::POST, "/v1/heartbeats", body).request())
             .await
     }
 
@@ -290,6 +305,20 @@ pub fn leaky_submission(hostname: &str) -> ReportSubmission {
             findings: Vec::new(),
         },
         facts,
+        dropped: 0,
+    }
+}
+
+/// The heartbeat of a run that observed the same facts as `submission`,
+/// under a new report id.
+pub fn heartbeat_after(submission: &ReportSubmission) -> Heartbeat {
+    Heartbeat {
+        id: uuid::Uuid::now_v7().to_string(),
+        facts_hash: facts_hash(&submission.facts),
+        report: CheckReport {
+            checked_at: Timestamp::now(),
+            ..submission.report.clone()
+        },
         dropped: 0,
     }
 }

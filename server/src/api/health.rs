@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 
 use super::AppState;
+use super::reports::Kind;
 use crate::model::FleetQuery;
 
 /// Counters since the server started. Counting never blocks a request for
@@ -21,7 +22,13 @@ pub struct Metrics {
     requests: [AtomicU64; 5],
     reports_accepted: AtomicU64,
     reports_duplicate: AtomicU64,
+    heartbeats_accepted: AtomicU64,
+    heartbeats_duplicate: AtomicU64,
     reports_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Reports agents dropped from full outboxes, as they told us.
+    dropped_by_agents: AtomicU64,
+    /// Requests refused by a limit, by which.
+    refused: Mutex<BTreeMap<&'static str, u64>>,
     enrollments_accepted: AtomicU64,
     enrollments_refused: AtomicU64,
     policy_sent: AtomicU64,
@@ -35,21 +42,27 @@ impl Metrics {
         self.requests[class].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn report_accepted(&self, duplicate: bool) {
-        let counter = if duplicate {
-            &self.reports_duplicate
-        } else {
-            &self.reports_accepted
+    pub(super) fn report_accepted(&self, kind: Kind, duplicate: bool) {
+        let counter = match (kind, duplicate) {
+            (Kind::Full, false) => &self.reports_accepted,
+            (Kind::Full, true) => &self.reports_duplicate,
+            (Kind::Heartbeat, false) => &self.heartbeats_accepted,
+            (Kind::Heartbeat, true) => &self.heartbeats_duplicate,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn report_rejected(&self, reason: &'static str) {
-        let mut rejected = self
-            .reports_rejected
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *rejected.entry(reason).or_default() += 1;
+        increment(&self.reports_rejected, reason);
+    }
+
+    pub(super) fn dropped_by_agent(&self, count: u64) {
+        self.dropped_by_agents.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// A request refused by a limit: `rate_limited`, `overloaded` or `timed_out`.
+    pub(super) fn refused(&self, limit: &'static str) {
+        increment(&self.refused, limit);
     }
 
     pub(super) fn enrollment(&self, accepted: bool) {
@@ -98,18 +111,38 @@ impl Metrics {
                 ),
             ],
         );
-        let rejected: Vec<(String, u64)> = self
-            .reports_rejected
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|(reason, count)| (format!("reason=\"{reason}\""), *count))
-            .collect();
+        counter(
+            out,
+            "shipshape_heartbeats_total",
+            "Heartbeats (a run whose facts did not change) accepted: newly stored, or a retry of one already stored.",
+            &[
+                (
+                    "outcome=\"stored\"".to_owned(),
+                    load(&self.heartbeats_accepted),
+                ),
+                (
+                    "outcome=\"duplicate\"".to_owned(),
+                    load(&self.heartbeats_duplicate),
+                ),
+            ],
+        );
         counter(
             out,
             "shipshape_reports_rejected_total",
-            "Reports refused, by reason; nothing was stored for them.",
-            &rejected,
+            "Reports and heartbeats refused, by reason (resend_full: a heartbeat naming facts the server does not hold); nothing was stored for them.",
+            &by_label(&self.reports_rejected, "reason"),
+        );
+        counter(
+            out,
+            "shipshape_reports_dropped_by_agents_total",
+            "Reports agents dropped from their full outboxes, as they said in their next report: runs the server never saw.",
+            &[(String::new(), load(&self.dropped_by_agents))],
+        );
+        counter(
+            out,
+            "shipshape_requests_refused_total",
+            "Requests refused by a limit: a device over its rate (429), too many requests in flight (503), a request over its time (408).",
+            &by_label(&self.refused, "limit"),
         );
         counter(
             out,
@@ -145,6 +178,22 @@ impl Metrics {
     }
 }
 
+fn increment(counts: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str) {
+    let mut counts = counts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *counts.entry(key).or_default() += 1;
+}
+
+fn by_label(counts: &Mutex<BTreeMap<&'static str, u64>>, label: &str) -> Vec<(String, u64)> {
+    counts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(value, count)| (format!("{label}=\"{value}\""), *count))
+        .collect()
+}
+
 /// How a signed `GET /v1/policy` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PolicyFetch {
@@ -161,7 +210,11 @@ fn family(out: &mut String, name: &str, help: &str, kind: &str, samples: &[(Stri
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
     for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
     }
 }
 
@@ -237,10 +290,14 @@ mod tests {
         metrics.request(StatusCode::OK);
         metrics.request(StatusCode::UNAUTHORIZED);
         metrics.request(StatusCode::UNAUTHORIZED);
-        metrics.report_accepted(false);
-        metrics.report_accepted(true);
+        metrics.report_accepted(Kind::Full, false);
+        metrics.report_accepted(Kind::Full, true);
+        metrics.report_accepted(Kind::Heartbeat, false);
         metrics.report_rejected("bad_signature");
         metrics.report_rejected("bad_signature");
+        metrics.dropped_by_agent(3);
+        metrics.dropped_by_agent(2);
+        metrics.refused("overloaded");
         metrics.enrollment(true);
         metrics.policy_fetch(PolicyFetch::NotModified);
         let mut out = String::new();
@@ -251,7 +308,11 @@ mod tests {
             "shipshape_http_requests_total{class=\"4xx\"} 2",
             "shipshape_reports_total{outcome=\"stored\"} 1",
             "shipshape_reports_total{outcome=\"duplicate\"} 1",
+            "shipshape_heartbeats_total{outcome=\"stored\"} 1",
+            "shipshape_heartbeats_total{outcome=\"duplicate\"} 0",
             "shipshape_reports_rejected_total{reason=\"bad_signature\"} 2",
+            "shipshape_reports_dropped_by_agents_total 5",
+            "shipshape_requests_refused_total{limit=\"overloaded\"} 1",
             "shipshape_enrollments_total{outcome=\"enrolled\"} 1",
             "shipshape_enrollments_total{outcome=\"refused\"} 0",
             "shipshape_policy_fetches_total{outcome=\"not_modified\"} 1",

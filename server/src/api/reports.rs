@@ -14,6 +14,14 @@ use crate::auth::{self, SignatureRejection, SignedRequest};
 use crate::model::IncomingReport;
 use crate::store::Recorded;
 
+/// The two ways a report arrives: with its facts, or as a heartbeat that
+/// names facts the server already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Full,
+    Heartbeat,
+}
+
 pub(super) async fn submit(
     State(state): State<AppState>,
     method: Method,
@@ -38,22 +46,44 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Receipt>, Rejected> {
     let now = Timestamp::now();
-    let body = body_bytes(body).map_err(|failure| {
+    let body = read_body(body)?;
+    let signed = signed_request(state, method, uri, headers, &body, now)
+        .await
+        .map_err(|(reason, failure)| Rejected::new(reason, failure))?;
+    let submission: ReportSubmission =
+        parse_json(&body).map_err(|failure| Rejected::new("malformed_json", failure))?;
+    check_report_id(&submission.id)
+        .and_then(|()| check_hostname("facts.host.hostname", &submission.facts.host.hostname))
+        .map_err(|failure| Rejected::new("invalid_report", failure))?;
+    record(state, signed, submission, now, Kind::Full)
+        .await
+        .map(Json)
+}
+
+/// The body, or the refusal to count: too large (413) or unreadable (400).
+pub(super) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Rejected> {
+    body_bytes(body).map_err(|failure| {
         let reason = if failure.status == StatusCode::PAYLOAD_TOO_LARGE {
             "too_large"
         } else {
             "unreadable_body"
         };
         Rejected::new(reason, failure)
-    })?;
-    let signed = signed_request(state, method, uri, headers, &body, now)
-        .await
-        .map_err(|(reason, failure)| Rejected::new(reason, failure))?;
-    let submission: ReportSubmission =
-        parse_json(&body).map_err(|failure| Rejected::new("malformed_json", failure))?;
-    check_submission(&submission).map_err(|failure| Rejected::new("invalid_report", failure))?;
+    })
+}
 
+/// Grades and stores a verified report, and answers with its receipt.
+/// Agents' dropped-report counts are counted (and logged) only when the
+/// report is stored now, so a retry does not count them twice.
+pub(super) async fn record(
+    state: &AppState,
+    signed: SignedRequest,
+    submission: ReportSubmission,
+    now: Timestamp,
+    kind: Kind,
+) -> Result<Receipt, Rejected> {
     let report_id = submission.id.clone();
+    let dropped = submission.dropped;
     let report = IncomingReport {
         device_id: signed.device_id.clone(),
         received_at: now,
@@ -74,16 +104,31 @@ async fn accept(
             tracing::debug!(
                 device_id = signed.device_id,
                 report_id,
+                ?kind,
                 status = %receipt.status,
                 "report stored"
             );
-            state.metrics().report_accepted(false);
-            Ok(Json(receipt))
+            if dropped > 0 {
+                tracing::warn!(
+                    device_id = signed.device_id,
+                    report_id,
+                    dropped,
+                    "the agent dropped reports from its full outbox: they never reached the server"
+                );
+                state.metrics().dropped_by_agent(dropped);
+            }
+            state.metrics().report_accepted(kind, false);
+            Ok(receipt)
         }
         Recorded::AlreadyStored(receipt) => {
-            tracing::debug!(device_id = signed.device_id, report_id, "report retried");
-            state.metrics().report_accepted(true);
-            Ok(Json(receipt))
+            tracing::debug!(
+                device_id = signed.device_id,
+                report_id,
+                ?kind,
+                "report retried"
+            );
+            state.metrics().report_accepted(kind, true);
+            Ok(receipt)
         }
         Recorded::ReplayedNonce => Err(Rejected::new(
             "replayed_nonce",
@@ -104,19 +149,21 @@ async fn accept(
 }
 
 /// A refused report: the reason it is counted under, and the answer.
-struct Rejected {
-    reason: &'static str,
-    failure: Failure,
+pub(super) struct Rejected {
+    pub(super) reason: &'static str,
+    pub(super) failure: Failure,
 }
 
 impl Rejected {
-    fn new(reason: &'static str, failure: Failure) -> Rejected {
+    pub(super) fn new(reason: &'static str, failure: Failure) -> Rejected {
         Rejected { reason, failure }
     }
 }
 
-/// Verifies an agent's signed request; on refusal, the metrics reason and
-/// the failure to answer with (401, or 503 when the store is down).
+/// Verifies an agent's signed request and spends one of the device's
+/// requests under the rate limit; on refusal, the metrics reason and the
+/// failure to answer with (401; 429 over the rate limit; 503 when the
+/// store is down).
 pub(super) async fn signed_request(
     state: &AppState,
     method: &Method,
@@ -136,7 +183,7 @@ pub(super) async fn signed_request(
                 ),
             )
         })?;
-    auth::verify_signed(state.store(), method, &target, headers, body, now)
+    let signed = auth::verify_signed(state.store(), method, &target, headers, body, now)
         .await
         .map_err(|rejection| {
             let reason = rejection.reason();
@@ -145,23 +192,41 @@ pub(super) async fn signed_request(
                 other => Failure::unauthorized(other.to_string()),
             };
             (reason, failure)
-        })
-}
-
-/// What the JSON shape alone does not say: the id is a UUID, and the host
-/// is one a machine could have.
-fn check_submission(submission: &ReportSubmission) -> Result<(), Failure> {
-    let canonical = uuid::Uuid::parse_str(&submission.id)
-        .map(|id| id.hyphenated().to_string() == submission.id)
-        .unwrap_or(false);
-    if !canonical {
-        return Err(Failure::field(
-            "id",
-            format!(
-                "report id `{}` is not a UUID in lowercase hyphenated form (e.g. 01890a5d-ac96-774b-bcce-b302099a8057)",
-                submission.id
+        })?;
+    if let Some(limiter) = &state.inner.rate_limiter
+        && let Err(wait) = limiter.take(&signed.device_id, std::time::Instant::now())
+    {
+        let limit = limiter.limit();
+        state.metrics().refused("rate_limited");
+        return Err((
+            "rate_limited",
+            Failure::retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "device `{}` sent more than {} signed requests in a burst or {} a minute; nothing was changed, retry after the time in Retry-After",
+                    signed.device_id, limit.burst, limit.per_minute
+                ),
+                wait,
             ),
         ));
     }
-    check_hostname("facts.host.hostname", &submission.facts.host.hostname)
+    Ok(signed)
+}
+
+/// What the JSON shape alone does not say: the report id is a UUID in the
+/// form the agent is told to send.
+pub(super) fn check_report_id(id: &str) -> Result<(), Failure> {
+    let canonical = uuid::Uuid::parse_str(id)
+        .map(|parsed| parsed.hyphenated().to_string() == id)
+        .unwrap_or(false);
+    if canonical {
+        Ok(())
+    } else {
+        Err(Failure::field(
+            "id",
+            format!(
+                "report id `{id}` is not a UUID in lowercase hyphenated form (e.g. 01890a5d-ac96-774b-bcce-b302099a8057)"
+            ),
+        ))
+    }
 }

@@ -5,13 +5,13 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use axum_server::{Handle, Server};
 use jiff::Timestamp;
 
 use super::{ServeArgs, open_store};
 use crate::api::{self, ApiSettings, AppState};
-use crate::config::{FileConfig, Overrides, ServeSettings, TlsFiles};
+use crate::config::{FileConfig, Limits, Overrides, ServeSettings, TlsFiles};
 
 /// How long open requests may finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -54,7 +54,7 @@ pub(super) async fn serve(
             "serving plain HTTP beyond loopback: admin tokens and reports cross the network unencrypted; give --tls-cert and --tls-key"
         );
     }
-    let state = AppState::new(
+    let state = AppState::with_limits(
         store,
         policy,
         ApiSettings {
@@ -62,6 +62,7 @@ pub(super) async fn serve(
             public_url: settings.public_url.clone(),
             tls: tls.is_some(),
         },
+        settings.limits,
     );
     let app = api::router(state).into_make_service();
     let handle = Handle::new();
@@ -78,28 +79,42 @@ pub(super) async fn serve(
         db = %settings.db,
         public_url = settings.public_url.as_ref().map(|url| url.as_str()),
         stale_after = %format!("{:#}", settings.stale_after),
+        limits = ?settings.limits,
         "serving"
     );
 
+    let server = bounded(
+        axum_server::from_tcp(listener).context("cannot serve on the listening socket")?,
+        &settings.limits,
+    )
+    .handle(handle);
     match tls {
         Some(config) => {
-            axum_server::from_tcp_rustls(listener, config)
-                .context("cannot serve on the listening socket")?
-                .handle(handle)
+            server
+                .acceptor(RustlsAcceptor::new(config))
                 .serve(app)
                 .await
         }
-        None => {
-            axum_server::from_tcp(listener)
-                .context("cannot serve on the listening socket")?
-                .handle(handle)
-                .serve(app)
-                .await
-        }
+        None => server.serve(app).await,
     }
     .context("server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A client gets the request timeout to send its first request, and each
+/// request's headers, too: a slow or silent connection cannot hold a task
+/// and a socket for long. (Bodies are bounded by the request timeout in the
+/// router.)
+fn bounded(
+    mut server: Server<std::net::SocketAddr>,
+    limits: &Limits,
+) -> Server<std::net::SocketAddr> {
+    let Some(timeout) = limits.request_timeout else {
+        return server;
+    };
+    server.http_builder().http1().header_read_timeout(timeout);
+    server.first_request_timeout(timeout)
 }
 
 async fn tls_config(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {

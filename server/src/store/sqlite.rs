@@ -28,9 +28,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, ToSql};
-use shipshape_core::Policy;
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, ToSql};
 use shipshape_core::wire::DeviceStatus;
+use shipshape_core::{Facts, Policy};
 use tokio::sync::Semaphore;
 
 use super::{ActivePolicy, Recorded, Store, StoreError};
@@ -266,6 +266,30 @@ impl FromSql for StatusColumn {
     }
 }
 
+/// See [`Store::last_facts`]: one primary-key lookup in each table. Facts
+/// this server cannot read (stored by an older one) count as none, so the
+/// agent sends them in full again.
+fn last_facts(connection: &Connection, device_id: &str) -> Result<Option<Facts>, StoreError> {
+    let json: Option<String> = connection
+        .prepare_cached(
+            "SELECT r.facts_json FROM devices d JOIN reports r ON r.id = d.last_report_id
+             WHERE d.id = ?1",
+        )?
+        .query_row([device_id], |row| row.get(0))
+        .optional()?;
+    Ok(json.and_then(|json| {
+        serde_json::from_str(&json)
+            .inspect_err(|error| {
+                tracing::warn!(
+                    device_id,
+                    %error,
+                    "the device's last facts are unreadable: its heartbeats are answered with resend-full"
+                );
+            })
+            .ok()
+    }))
+}
+
 /// The quoted `ETag` of a policy text: its SHA-256, shortened.
 fn etag(text: &str) -> String {
     use sha2::Digest;
@@ -363,6 +387,12 @@ impl Store for SqliteStore {
                 state.prune_nonces(connection, received_at, received_at - write::NONCE_MEMORY)?;
                 Ok(recorded)
             })
+            .await
+    }
+
+    async fn last_facts(&self, device_id: &str) -> Result<Option<Facts>, StoreError> {
+        let id = device_id.to_owned();
+        self.read(move |connection| last_facts(connection, &id))
             .await
     }
 

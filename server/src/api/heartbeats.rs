@@ -1,0 +1,104 @@
+//! `POST /v1/heartbeats`: a signed run whose facts did not change since the
+//! device's last report, sent as their hash instead of in full.
+//!
+//! When the hash is that of the device's last stored facts, the heartbeat
+//! is stored as a report with those facts, through the same path as a full
+//! one: idempotent on its id, its nonce recorded, graded, last-seen and
+//! transitions updated. Otherwise (a first report, a database restored from
+//! a backup, a full report with other facts in between) the answer is 409
+//! with the code [`RESEND_FULL`] and nothing is stored — not even the nonce,
+//! so the full report the agent sends next goes through at once.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use jiff::Timestamp;
+use shipshape_core::wire::{Heartbeat, RESEND_FULL, Receipt, ReportSubmission, facts_hash};
+
+use super::reports::{Kind, Rejected, check_report_id, read_body, record, signed_request};
+use super::{AppState, Failure, parse_json};
+
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Receipt>, Failure> {
+    accept(&state, &method, &uri, &headers, body)
+        .await
+        .map(Json)
+        .map_err(|Rejected { reason, failure }| {
+            state.metrics().report_rejected(reason);
+            if reason == "resend_full" {
+                tracing::debug!(
+                    "heartbeat names facts the server does not hold: full report asked for"
+                );
+            } else {
+                tracing::info!(reason, error = failure.body.error, "heartbeat refused");
+            }
+            failure
+        })
+}
+
+async fn accept(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Receipt, Rejected> {
+    let now = Timestamp::now();
+    let body = read_body(body)?;
+    let signed = signed_request(state, method, uri, headers, &body, now)
+        .await
+        .map_err(|(reason, failure)| Rejected::new(reason, failure))?;
+    let heartbeat: Heartbeat =
+        parse_json(&body).map_err(|failure| Rejected::new("malformed_json", failure))?;
+    check_report_id(&heartbeat.id)
+        .and_then(|()| check_hash(&heartbeat.facts_hash))
+        .map_err(|failure| Rejected::new("invalid_report", failure))?;
+    let facts = state
+        .store()
+        .last_facts(&signed.device_id)
+        .await
+        .map_err(|error| Rejected::new("store_unavailable", error.into()))?
+        .filter(|facts| facts_hash(facts) == heartbeat.facts_hash)
+        .ok_or_else(|| Rejected::new("resend_full", resend_full(&heartbeat.facts_hash)))?;
+    let submission = ReportSubmission {
+        id: heartbeat.id,
+        facts,
+        report: heartbeat.report,
+        dropped: heartbeat.dropped,
+    };
+    record(state, signed, submission, now, Kind::Heartbeat).await
+}
+
+/// A hash as [`facts_hash`] writes it: 64 lowercase hex digits.
+fn check_hash(hash: &str) -> Result<(), Failure> {
+    let well_formed = hash.len() == 64
+        && hash
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(Failure::field(
+            "facts_hash",
+            format!("facts hash `{hash}` is not a SHA-256 in lowercase hex (64 characters)"),
+        ))
+    }
+}
+
+fn resend_full(hash: &str) -> Failure {
+    let mut failure = Failure::new(
+        StatusCode::CONFLICT,
+        format!(
+            "the server holds no facts with hash {hash} for this device: nothing was stored; resend the full report"
+        ),
+    );
+    failure.body.code = Some(RESEND_FULL.to_owned());
+    failure
+}
