@@ -46,12 +46,15 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Enroll this machine with a Shipshape server: create its device key and register it.
     Enroll(EnrollArgs),
-    /// Check this machine under the server's policy and send the signed report.
+    /// Check this machine under the server's policy, queue the signed report and send the queue.
     ///
-    /// Exit code 0: delivered, the server grades the machine compliant; 1: delivered, leaky;
-    /// 2: not enrolled, or the report could not be delivered.
+    /// The report waits in the outbox until the server acknowledges it; a
+    /// server that is away only delays it. Exit code 0: shipshape (the
+    /// server's grade when delivered, this machine's verdict when queued); 1:
+    /// leaky; 2: not enrolled, an unusable config or outbox, or a report the
+    /// server refused for good.
     Report(FormatArgs),
-    /// Show the enrollment, the last report and whether the server answers.
+    /// Show the enrollment, the last report, the outbox and breaker, the policy, and the server.
     Status(FormatArgs),
 }
 
@@ -181,11 +184,20 @@ fn check(system: &dyn System, paths: &Paths, args: CheckArgs) -> anyhow::Result<
     let now = Timestamp::now();
     let loaded = policy_source::resolve(args.policy.as_deref(), paths, now)?;
     let judged = judge::run(system, paths, &loaded, &args.only, now)?;
+    let waiting = report::waiting_note(paths, now);
     match args.format {
-        Format::Json => print_json(&judged.report)?,
+        Format::Json => {
+            print_json(&judged.report)?;
+            if let Some(waiting) = waiting {
+                eprintln!("shipshape: {waiting}");
+            }
+        }
         Format::Human => {
             let mut stdout = anstream::stdout();
             output::human(&mut stdout, &judged.report).context("could not write the report")?;
+            if let Some(waiting) = waiting {
+                writeln!(stdout, "{waiting}")?;
+            }
         }
     }
     Ok(judged.exit_code())

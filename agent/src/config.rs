@@ -7,14 +7,26 @@
 //! device-id = "0198c6a2-…"
 //! key-store = "keyring"            # or "file"
 //! ca-file = "/etc/shipshape/ca.pem" # optional: trust only this CA
+//!
+//! [delivery]                        # optional, every key too; defaults shown
+//! retry-delays = ["3s", "9s", "27s"] # waits before each retry of a report
+//! breaker-failures = 3              # failed runs in a row that open the breaker
+//! breaker-cooldown = "30m"          # how long an open breaker keeps off the network
+//! outbox-max-reports = 500          # queued reports kept; the oldest go first
+//! outbox-max-bytes = "50MiB"        # or a number of bytes
+//! connect-timeout = "2s"
+//! request-timeout = "10s"
 //! ```
 //!
 //! It holds no secret; it is still written 0600, since nobody else needs it.
+//! `shipshape enroll` keeps an existing `[delivery]` table.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
+use jiff::{SignedDuration, Span, SpanRelativeTo};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -31,7 +43,53 @@ pub struct AgentConfig {
     pub key_store: KeyStoreKind,
     /// A PEM file of the only CA certificates trusted for the server.
     pub ca_file: Option<PathBuf>,
+    /// How reports travel: retries, breaker, outbox bounds, timeouts.
+    pub delivery: Delivery,
 }
+
+/// The `[delivery]` table, with its defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// How long to wait before each retry of a report: one entry per retry.
+    pub retry_delays: Vec<Duration>,
+    /// Failed runs in a row that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker keeps the agent off the network.
+    pub breaker_cooldown: Duration,
+    /// The most reports the outbox keeps; beyond it the oldest are dropped.
+    pub outbox_max_reports: usize,
+    /// The most bytes the outbox keeps; beyond it the oldest are dropped.
+    pub outbox_max_bytes: u64,
+    /// How long to wait for a TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// How long one whole request may take, body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            retry_delays: vec![
+                Duration::from_secs(3),
+                Duration::from_secs(9),
+                Duration::from_secs(27),
+            ],
+            breaker_failures: 3,
+            breaker_cooldown: Duration::from_secs(30 * 60),
+            outbox_max_reports: 500,
+            outbox_max_bytes: 50 * MIB,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+/// The longest wait `[delivery]` accepts for a retry or a timeout: beyond it
+/// a timer run would outlive its interval.
+const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
 
 /// A config file that cannot be used, located in its source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +108,25 @@ struct ConfigFile {
     device_id: Spanned<String>,
     key_store: KeyStoreKind,
     ca_file: Option<Spanned<PathBuf>>,
+    delivery: Option<DeliveryFile>,
+}
+
+/// A file read only for its `[delivery]` table (`shipshape enroll` keeps it).
+#[derive(Deserialize)]
+struct DeliveryOnly {
+    delivery: Option<DeliveryFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct DeliveryFile {
+    retry_delays: Option<Vec<Spanned<String>>>,
+    breaker_failures: Option<Spanned<i64>>,
+    breaker_cooldown: Option<Spanned<String>>,
+    outbox_max_reports: Option<Spanned<i64>>,
+    outbox_max_bytes: Option<Spanned<toml::Value>>,
+    connect_timeout: Option<Spanned<String>>,
+    request_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Serialize)]
@@ -60,6 +137,8 @@ struct ConfigOut<'a> {
     key_store: KeyStoreKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     ca_file: Option<&'a Path>,
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    delivery: toml::Table,
 }
 
 impl AgentConfig {
@@ -93,11 +172,16 @@ impl AgentConfig {
             Some(path) => Some(path.into_inner()),
             None => None,
         };
+        let delivery = match file.delivery {
+            Some(table) => Delivery::from_file(table, &locate)?,
+            None => Delivery::default(),
+        };
         Ok(AgentConfig {
             server,
             device_id: file.device_id.into_inner(),
             key_store: file.key_store,
             ca_file,
+            delivery,
         })
     }
 
@@ -108,8 +192,9 @@ impl AgentConfig {
             device_id: &self.device_id,
             key_store: self.key_store,
             ca_file: self.ca_file.as_deref(),
+            delivery: self.delivery.changed(),
         };
-        // Strings, a path and an enum: TOML can always represent them.
+        // Strings, a path, an enum and a table of those: TOML can always represent them.
         let body =
             toml::to_string(&out).unwrap_or_else(|error| panic!("agent config to TOML: {error}"));
         format!("# Written by `shipshape enroll`. Enroll again to change it.\n{body}")
@@ -134,6 +219,244 @@ impl AgentConfig {
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         atomic::write(path, self.to_toml().as_bytes(), atomic::Access::Owner)
     }
+}
+
+impl Delivery {
+    /// The `[delivery]` table of a config file that may be incomplete (a
+    /// half-written or hand-seeded `agent.toml`), so that enrolling keeps it.
+    /// `Ok(None)` when the file is not TOML or has no such table; an error
+    /// when the table is there but wrong.
+    pub fn of_text(text: &str, origin: &str) -> Result<Option<Delivery>, ConfigError> {
+        let Ok(file) = toml::from_str::<toml::Table>(text) else {
+            return Ok(None);
+        };
+        if !file.contains_key("delivery") {
+            return Ok(None);
+        }
+        let locate = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = span.map_or((1, 1), |span| line_column(text, span.start));
+            ConfigError {
+                origin: origin.to_owned(),
+                line,
+                column,
+                message,
+            }
+        };
+        let only: DeliveryOnly = toml::from_str(text)
+            .map_err(|error| locate(error.span(), error.message().to_owned()))?;
+        only.delivery
+            .map(|table| Delivery::from_file(table, &locate))
+            .transpose()
+    }
+
+    fn from_file(
+        file: DeliveryFile,
+        locate: &dyn Fn(Option<Range<usize>>, String) -> ConfigError,
+    ) -> Result<Delivery, ConfigError> {
+        let mut delivery = Delivery::default();
+        let wait = |key: &str, text: &Spanned<String>, zero_ok: bool| {
+            parse_wait(text.get_ref(), zero_ok)
+                .map_err(|message| locate(Some(text.span()), format!("{key}: {message}")))
+        };
+        let count = |key: &str, value: &Spanned<i64>| {
+            u32::try_from(*value.get_ref())
+                .ok()
+                .filter(|count| *count >= 1)
+                .ok_or_else(|| {
+                    locate(
+                        Some(value.span()),
+                        format!(
+                            "{key} must be a whole number from 1 up, not {}",
+                            value.get_ref()
+                        ),
+                    )
+                })
+        };
+        if let Some(delays) = file.retry_delays {
+            if delays.len() > 10 {
+                return Err(locate(
+                    delays.get(10).map(Spanned::span),
+                    format!(
+                        "retry-delays lists {} retries: at most 10, or a run could outlive its timer",
+                        delays.len()
+                    ),
+                ));
+            }
+            delivery.retry_delays = delays
+                .iter()
+                .map(|delay| wait("retry-delays", delay, true))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(failures) = file.breaker_failures {
+            delivery.breaker_failures = count("breaker-failures", &failures)?;
+        }
+        if let Some(cooldown) = file.breaker_cooldown {
+            delivery.breaker_cooldown = parse_duration(cooldown.get_ref())
+                .and_then(|duration| {
+                    if duration.is_zero() {
+                        Err(format!(
+                            "`{}` would never keep the agent off the network: give e.g. \"30m\"",
+                            cooldown.get_ref()
+                        ))
+                    } else {
+                        Ok(duration)
+                    }
+                })
+                .map_err(|message| {
+                    locate(
+                        Some(cooldown.span()),
+                        format!("breaker-cooldown: {message}"),
+                    )
+                })?;
+        }
+        if let Some(reports) = file.outbox_max_reports {
+            delivery.outbox_max_reports = count("outbox-max-reports", &reports)? as usize;
+        }
+        if let Some(bytes) = file.outbox_max_bytes {
+            delivery.outbox_max_bytes = parse_size(bytes.get_ref()).map_err(|message| {
+                locate(Some(bytes.span()), format!("outbox-max-bytes: {message}"))
+            })?;
+        }
+        if let Some(timeout) = file.connect_timeout {
+            delivery.connect_timeout = wait("connect-timeout", &timeout, false)?;
+        }
+        if let Some(timeout) = file.request_timeout {
+            delivery.request_timeout = wait("request-timeout", &timeout, false)?;
+        }
+        Ok(delivery)
+    }
+
+    /// The keys whose values differ from the defaults, as `agent.toml` writes them.
+    fn changed(&self) -> toml::Table {
+        let default = Delivery::default();
+        let mut table = toml::Table::new();
+        let text = |duration: Duration| toml::Value::String(format_duration(duration));
+        if self.retry_delays != default.retry_delays {
+            let delays = self.retry_delays.iter().map(|delay| text(*delay)).collect();
+            table.insert("retry-delays".into(), toml::Value::Array(delays));
+        }
+        if self.breaker_failures != default.breaker_failures {
+            table.insert(
+                "breaker-failures".into(),
+                toml::Value::Integer(self.breaker_failures.into()),
+            );
+        }
+        if self.breaker_cooldown != default.breaker_cooldown {
+            table.insert("breaker-cooldown".into(), text(self.breaker_cooldown));
+        }
+        if self.outbox_max_reports != default.outbox_max_reports {
+            table.insert(
+                "outbox-max-reports".into(),
+                toml::Value::Integer(i64::try_from(self.outbox_max_reports).unwrap_or(i64::MAX)),
+            );
+        }
+        if self.outbox_max_bytes != default.outbox_max_bytes {
+            table.insert(
+                "outbox-max-bytes".into(),
+                format_size(self.outbox_max_bytes),
+            );
+        }
+        if self.connect_timeout != default.connect_timeout {
+            table.insert("connect-timeout".into(), text(self.connect_timeout));
+        }
+        if self.request_timeout != default.request_timeout {
+            table.insert("request-timeout".into(), text(self.request_timeout));
+        }
+        table
+    }
+}
+
+/// A duration such as "3s", "50ms", "30m" or "2h".
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("`{text}` is not a duration: write e.g. \"50ms\", \"3s\" or \"30m\"");
+    let span: Span = text.trim().parse().map_err(|_| invalid())?;
+    let duration = span
+        .to_duration(SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| invalid())?;
+    Duration::try_from(duration).map_err(|_| format!("`{text}` is negative"))
+}
+
+/// A wait for a retry or a timeout: at most [`MAX_WAIT`].
+fn parse_wait(text: &str, zero_ok: bool) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() && !zero_ok {
+        return Err(format!("`{text}` would give up at once: give e.g. \"2s\""));
+    }
+    if duration > MAX_WAIT {
+        return Err(format!(
+            "`{text}` is longer than {}: a timer run would outlive its interval",
+            format_duration(MAX_WAIT)
+        ));
+    }
+    Ok(duration)
+}
+
+fn format_duration(duration: Duration) -> String {
+    SignedDuration::try_from(duration)
+        .map_or_else(|_| format!("{}s", duration.as_secs()), |d| format!("{d:#}"))
+}
+
+/// A size: a number of bytes, or a string such as "50MiB", "512KiB", "1GiB".
+fn parse_size(value: &toml::Value) -> Result<u64, String> {
+    let bytes = match value {
+        toml::Value::Integer(bytes) => {
+            u64::try_from(*bytes).map_err(|_| format!("{bytes} is negative"))?
+        }
+        toml::Value::String(text) => {
+            let trimmed = text.trim();
+            let digits = trimmed
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(trimmed.len());
+            let (number, unit) = trimmed.split_at(digits);
+            let unit_size = match unit.trim() {
+                "" | "B" => 1,
+                "KiB" => KIB,
+                "MiB" => MIB,
+                "GiB" => GIB,
+                _ => {
+                    return Err(format!(
+                        "`{text}` is not a size: write a number of bytes, or e.g. \"512KiB\", \"50MiB\", \"1GiB\""
+                    ));
+                }
+            };
+            number
+                .parse::<u64>()
+                .ok()
+                .and_then(|number| number.checked_mul(unit_size))
+                .ok_or_else(|| format!("`{text}` is not a size: write e.g. \"50MiB\""))?
+        }
+        other => {
+            return Err(format!(
+                "expected a number of bytes or a string such as \"50MiB\", found {}",
+                other.type_str()
+            ));
+        }
+    };
+    if bytes < KIB {
+        return Err(format!(
+            "{bytes} bytes cannot hold a report: give at least \"1KiB\""
+        ));
+    }
+    Ok(bytes)
+}
+
+fn format_size(bytes: u64) -> toml::Value {
+    match binary_units(bytes) {
+        Some(text) => toml::Value::String(text),
+        None => toml::Value::Integer(i64::try_from(bytes).unwrap_or(i64::MAX)),
+    }
+}
+
+/// A size for a person: "50MiB", "512KiB", else "5000 bytes".
+pub fn size_text(bytes: u64) -> String {
+    binary_units(bytes).unwrap_or_else(|| format!("{bytes} bytes"))
+}
+
+fn binary_units(bytes: u64) -> Option<String> {
+    [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)]
+        .into_iter()
+        .find(|(_, size)| bytes > 0 && bytes % size == 0)
+        .map(|(unit, size)| format!("{}{unit}", bytes / size))
 }
 
 /// A device id travels in the `keyid` signature parameter: printable ASCII, no quotes.
@@ -173,7 +496,126 @@ mod tests {
             device_id: "0198c6a2-7f3e-7cc0-9b1e-2d3c4b5a6978".to_owned(),
             key_store: KeyStoreKind::File,
             ca_file: Some(PathBuf::from("/etc/shipshape/ca.pem")),
+            delivery: Delivery::default(),
         }
+    }
+
+    const HEAD: &str = "server = \"https://a.example\"\ndevice-id = \"d1\"\nkey-store = \"file\"\n";
+
+    #[test]
+    fn the_delivery_table_sets_what_it_names_and_defaults_the_rest() {
+        let text = format!(
+            "{HEAD}\n[delivery]\nretry-delays = [\"50ms\", \"100ms\", \"200ms\"]\nbreaker-failures = 2\n\
+             breaker-cooldown = \"2s\"\noutbox-max-reports = 4\noutbox-max-bytes = \"64KiB\"\n\
+             request-timeout = \"1.5s\"\n"
+        );
+        let config = AgentConfig::parse(&text, "agent.toml").unwrap();
+        let delivery = &config.delivery;
+        assert_eq!(
+            delivery.retry_delays,
+            [50, 100, 200].map(Duration::from_millis)
+        );
+        assert_eq!(delivery.breaker_failures, 2);
+        assert_eq!(delivery.breaker_cooldown, Duration::from_secs(2));
+        assert_eq!(delivery.outbox_max_reports, 4);
+        assert_eq!(delivery.outbox_max_bytes, 64 * 1024);
+        assert_eq!(delivery.request_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            delivery.connect_timeout,
+            Delivery::default().connect_timeout
+        );
+
+        let written = config.to_toml();
+        assert!(written.contains("[delivery]"), "{written}");
+        assert!(
+            written.contains("outbox-max-bytes = \"64KiB\""),
+            "{written}"
+        );
+        assert!(
+            written.contains("request-timeout = \"1s 500ms\""),
+            "{written}"
+        );
+        assert!(
+            !written.contains("connect-timeout"),
+            "defaults are not written: {written}"
+        );
+        assert_eq!(AgentConfig::parse(&written, "agent.toml").unwrap(), config);
+
+        let bytes = format!("{HEAD}[delivery]\noutbox-max-bytes = 5000\nretry-delays = []\n");
+        let config = AgentConfig::parse(&bytes, "agent.toml").unwrap();
+        assert_eq!(config.delivery.outbox_max_bytes, 5000);
+        assert!(config.delivery.retry_delays.is_empty());
+        assert_eq!(AgentConfig::parse(&config.to_toml(), "x").unwrap(), config);
+        assert!(!sample().to_toml().contains("[delivery]"));
+    }
+
+    #[test]
+    fn delivery_errors_name_the_line_and_column() {
+        let cases = [
+            (
+                "retry-delays = [\"3s\", \"soon\"]\n",
+                "agent.toml:5:23: retry-delays: `soon` is not a duration",
+            ),
+            (
+                "retry-delays = [\"1h\"]\n",
+                "agent.toml:5:17: retry-delays: `1h` is longer than 10m",
+            ),
+            (
+                "breaker-failures = 0\n",
+                "agent.toml:5:20: breaker-failures must be a whole number from 1 up, not 0",
+            ),
+            (
+                "breaker-cooldown = \"0s\"\n",
+                "agent.toml:5:20: breaker-cooldown: `0s` would never keep",
+            ),
+            (
+                "outbox-max-reports = -1\n",
+                "agent.toml:5:22: outbox-max-reports must be a whole number",
+            ),
+            (
+                "outbox-max-bytes = \"50MB\"\n",
+                "agent.toml:5:20: outbox-max-bytes: `50MB` is not a size",
+            ),
+            (
+                "outbox-max-bytes = 10\n",
+                "agent.toml:5:20: outbox-max-bytes: 10 bytes cannot hold a report",
+            ),
+            (
+                "outbox-max-bytes = true\n",
+                "agent.toml:5:20: outbox-max-bytes: expected a number of bytes",
+            ),
+            (
+                "connect-timeout = \"0s\"\n",
+                "agent.toml:5:19: connect-timeout: `0s` would give up at once",
+            ),
+            ("retries = 3\n", "agent.toml:5:1: unknown field `retries`"),
+        ];
+        for (line, expected) in cases {
+            let text = format!("{HEAD}[delivery]\n{line}");
+            let error = AgentConfig::parse(&text, "agent.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(expected), "{line:?}\n{error}");
+        }
+    }
+
+    #[test]
+    fn the_delivery_table_of_an_incomplete_file_is_found() {
+        let seeded = "[delivery]\nbreaker-failures = 5\n";
+        let delivery = Delivery::of_text(seeded, "agent.toml").unwrap().unwrap();
+        assert_eq!(delivery.breaker_failures, 5);
+        assert_eq!(
+            Delivery::of_text("server = 1\n", "agent.toml").unwrap(),
+            None
+        );
+        assert_eq!(
+            Delivery::of_text("server = \"x\n", "agent.toml").unwrap(),
+            None
+        );
+        let error = Delivery::of_text("[delivery]\nbreaker-failures = \"x\"\n", "agent.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("agent.toml:2:20: "), "{error}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use shipshape_core::wire::EnrollRequest;
 
-use crate::config::{self, AgentConfig};
+use crate::config::{self, AgentConfig, Delivery};
 use crate::exit;
 use crate::keystore::{self, Choice, DeviceKey, KeyStore, Keyring};
 use crate::paths::Paths;
@@ -51,14 +51,32 @@ pub fn run(
     let transport = Transport::new(&server, ca_file.as_deref())?;
 
     let config_path = paths.agent_config();
-    let previous = match AgentConfig::load(&config_path) {
-        Ok(previous) => previous,
+    let (previous, delivery) = match AgentConfig::load(&config_path) {
+        Ok(Some(previous)) => {
+            let delivery = previous.delivery.clone();
+            (Some(previous), delivery)
+        }
+        Ok(None) => (None, Delivery::default()),
         Err(error) => {
+            // An administrator may seed `[delivery]` before enrolling: keep it.
+            let text = std::fs::read_to_string(&config_path).unwrap_or_default();
+            let kept = Delivery::of_text(&text, &config_path.display().to_string()).map_err(
+                |problem| {
+                    anyhow::anyhow!(
+                        "{problem}: fix or remove the [delivery] table, then enroll again"
+                    )
+                },
+            )?;
+            let keeping = if kept.is_some() {
+                ", keeping its [delivery] table"
+            } else {
+                ""
+            };
             println!(
-                "replacing the unreadable {} ({error:#})",
+                "replacing the unreadable {} ({error:#}){keeping}",
                 config_path.display()
             );
-            None
+            (None, kept.unwrap_or_default())
         }
     };
     if let Some(previous) = &previous {
@@ -95,6 +113,7 @@ pub fn run(
         device_id: device_id.clone(),
         key_store: chosen.store.kind(),
         ca_file,
+        delivery,
     };
     config
         .save(&config_path)

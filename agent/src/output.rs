@@ -89,6 +89,26 @@ pub fn human(out: &mut impl Write, report: &CheckReport) -> io::Result<()> {
     verdict(out, report)
 }
 
+/// A moment for a person, in UTC: "09:12 UTC" on the day of `now`, else
+/// "2026-11-23 09:12 UTC".
+pub fn clock(at: jiff::Timestamp, now: jiff::Timestamp) -> String {
+    let at = at.to_zoned(TimeZone::UTC);
+    if at.date() == now.to_zoned(TimeZone::UTC).date() {
+        at.strftime("%H:%M UTC").to_string()
+    } else {
+        at.strftime("%Y-%m-%d %H:%M UTC").to_string()
+    }
+}
+
+/// "1 report", "3 reports".
+pub fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 fn title(finding: &Finding) -> &str {
     finding
         .check

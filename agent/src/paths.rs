@@ -57,6 +57,27 @@ impl Paths {
     pub fn last_report(&self) -> PathBuf {
         self.state_dir.join("last-report.json")
     }
+
+    /// Reports written before they are sent, kept until the server acknowledges them.
+    pub fn outbox(&self) -> PathBuf {
+        self.state_dir.join("outbox")
+    }
+
+    /// The delivery counters: reports dropped from a full outbox, and the
+    /// facts hash of the last acknowledged full report.
+    pub fn delivery_state(&self) -> PathBuf {
+        self.state_dir.join("delivery.json")
+    }
+
+    /// The circuit breaker: failed runs in a row, and until when it keeps off the network.
+    pub fn breaker(&self) -> PathBuf {
+        self.state_dir.join("breaker.json")
+    }
+
+    /// The last policy the server sent that did not parse, while it is not replaced.
+    pub fn refused_policy(&self) -> PathBuf {
+        self.state_dir.join("policy-refused.json")
+    }
 }
 
 fn system_dirs() -> (PathBuf, PathBuf) {

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
 use shipshape_core::Policy;
 
 use crate::atomic;
@@ -63,8 +64,51 @@ pub fn resolve(explicit: Option<&Path>, paths: &Paths, now: Timestamp) -> anyhow
 #[derive(Debug, Clone)]
 pub struct Synced {
     pub loaded: Loaded,
-    /// Warnings: the server could not be asked, or sent a policy that does not parse.
+    /// Warnings: the server could not be asked, the cache could not be written.
     pub warnings: Vec<String>,
+    /// Errors: the server sent a policy that does not parse (the last good one stays).
+    pub errors: Vec<String>,
+}
+
+/// A policy the server sent that does not parse, kept in
+/// `policy-refused.json` until the server sends a good one, so that
+/// `shipshape status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefusedPolicy {
+    pub refused_at: Timestamp,
+    /// The refused policy's ETag.
+    pub etag: Option<String>,
+    /// Why it does not parse, with its line and column.
+    pub error: String,
+    /// The ETag of the last good policy, still in force; `None` when none was cached.
+    pub kept_etag: Option<String>,
+    /// Whether a last good policy was cached at all.
+    pub kept: bool,
+}
+
+impl RefusedPolicy {
+    /// The refusal in force, if any.
+    pub fn load(paths: &Paths) -> Option<RefusedPolicy> {
+        let path = paths.refused_policy();
+        let text = std::fs::read(&path).ok()?;
+        serde_json::from_slice(&text)
+            .map_err(|error| tracing::warn!("ignoring {}: {error}", path.display()))
+            .ok()
+    }
+
+    /// "the server's policy does not parse: … — keeping the last good policy (etag …)".
+    pub fn message(&self) -> String {
+        let kept = match (self.kept, &self.kept_etag) {
+            (true, Some(etag)) => format!("keeping the last good policy (etag {etag})"),
+            (true, None) => "keeping the last good policy".to_owned(),
+            (false, _) => "no good policy from the server is cached".to_owned(),
+        };
+        format!(
+            "the server's policy does not parse: {} — {kept}",
+            self.error
+        )
+    }
 }
 
 /// The server's active policy: asked for with the cached ETag (304 keeps the
@@ -79,29 +123,43 @@ pub fn from_server(
 ) -> anyhow::Result<Synced> {
     let source = transport.server().to_string();
     let mut warnings = Vec::new();
+    let mut errors = Vec::new();
     let cached = read_cache(paths).unwrap_or_else(|error| {
         warnings.push(format!("ignoring the cached server policy: {error:#}"));
         None
     });
     let etag = cached.as_ref().and_then(|(_, etag)| etag.as_deref());
     let fresh = match transport.fetch_policy(signer, etag) {
-        Ok(PolicyFetch::NotModified) => None,
-        Ok(PolicyFetch::Fresh { text, etag }) => {
-            match Policy::parse_accepted(&text, &format!("the policy from {source}")) {
-                Ok(policy) => {
-                    if let Err(error) = write_cache(paths, &text, etag.as_deref()) {
-                        warnings.push(format!("could not cache the server's policy: {error:#}"));
-                    }
-                    Some(policy)
-                }
-                Err(error) => {
-                    warnings.push(format!(
-                        "the server sent a policy that does not parse ({error}); keeping the last good one"
-                    ));
-                    None
-                }
-            }
+        Ok(PolicyFetch::NotModified) => {
+            forget_refusal(paths, &mut warnings);
+            None
         }
+        Ok(PolicyFetch::Fresh {
+            text,
+            etag: fresh_etag,
+        }) => match Policy::parse_accepted(&text, &format!("the policy from {source}")) {
+            Ok(policy) => {
+                if let Err(error) = write_cache(paths, &text, fresh_etag.as_deref()) {
+                    warnings.push(format!("could not cache the server's policy: {error:#}"));
+                }
+                forget_refusal(paths, &mut warnings);
+                Some(policy)
+            }
+            Err(error) => {
+                let refused = RefusedPolicy {
+                    refused_at: now,
+                    etag: fresh_etag,
+                    error: error.to_string(),
+                    kept_etag: etag.map(str::to_owned),
+                    kept: cached.is_some(),
+                };
+                errors.push(refused.message());
+                if let Err(error) = remember_refusal(paths, &refused) {
+                    warnings.push(format!("{error:#}"));
+                }
+                None
+            }
+        },
         Err(error) => {
             warnings.push(format!("could not fetch the policy: {error}"));
             None
@@ -111,6 +169,7 @@ pub fn from_server(
         return Ok(Synced {
             loaded: Loaded { policy, source },
             warnings,
+            errors,
         });
     }
     let loaded = resolve(None, paths, now)?;
@@ -118,7 +177,66 @@ pub fn from_server(
         "no policy from the server yet: judging by {}",
         loaded.source
     ));
-    Ok(Synced { loaded, warnings })
+    Ok(Synced {
+        loaded,
+        warnings,
+        errors,
+    })
+}
+
+/// The policy to judge by without asking the server (the circuit breaker is
+/// open): the cached server policy, else as [`resolve`] decides.
+pub fn offline(server: &str, paths: &Paths, now: Timestamp) -> anyhow::Result<Synced> {
+    let mut warnings = Vec::new();
+    match read_cache(paths) {
+        Ok(Some((policy, _))) => {
+            return Ok(Synced {
+                loaded: Loaded {
+                    policy,
+                    source: server.to_owned(),
+                },
+                warnings,
+                errors: Vec::new(),
+            });
+        }
+        Ok(None) => {}
+        Err(error) => warnings.push(format!("ignoring the cached server policy: {error:#}")),
+    }
+    let loaded = resolve(None, paths, now)?;
+    warnings.push(format!(
+        "no policy from the server yet: judging by {}",
+        loaded.source
+    ));
+    Ok(Synced {
+        loaded,
+        warnings,
+        errors: Vec::new(),
+    })
+}
+
+/// The ETag of the cached server policy, if any.
+pub fn cached_etag(paths: &Paths) -> Option<String> {
+    std::fs::read_to_string(paths.cached_policy_etag())
+        .ok()
+        .map(|etag| etag.trim().to_owned())
+        .filter(|etag| !etag.is_empty())
+}
+
+fn remember_refusal(paths: &Paths, refused: &RefusedPolicy) -> anyhow::Result<()> {
+    let mut text = serde_json::to_vec_pretty(refused)?;
+    text.push(b'\n');
+    atomic::write(&paths.refused_policy(), &text, atomic::Access::Everyone)
+}
+
+/// The server's policy is good again: the refusal is over.
+fn forget_refusal(paths: &Paths, warnings: &mut Vec<String>) {
+    let path = paths.refused_policy();
+    match std::fs::remove_file(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            warnings.push(format!("could not remove {}: {error}", path.display()));
+        }
+        _ => {}
+    }
 }
 
 /// The cached server policy and its ETag; `None` when nothing is cached.
@@ -133,11 +251,7 @@ fn read_cache(paths: &Paths) -> anyhow::Result<Option<(Policy, Option<String>)>>
         }
     };
     let policy = Policy::parse_accepted(&text, &path.display().to_string())?;
-    let etag = std::fs::read_to_string(paths.cached_policy_etag())
-        .ok()
-        .map(|etag| etag.trim().to_owned())
-        .filter(|etag| !etag.is_empty());
-    Ok(Some((policy, etag)))
+    Ok(Some((policy, cached_etag(paths))))
 }
 
 /// Policy first, then its ETag: a crash in between leaves an old ETag, which

@@ -1,20 +1,30 @@
 //! `shipshape status`: is this machine enrolled, can it sign, how did the
-//! last report go, and does the server answer. A diagnosis, so it always
-//! exits 0 and reports problems as lines, not as errors.
+//! last report go, what waits in the outbox or was refused, is the breaker
+//! open, is the server's policy in force, and does the server answer. A
+//! diagnosis, so it always exits 0 and reports problems as lines, not as errors.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use crate::breaker::{Breaker, Gate, Trouble};
 use crate::cli::Format;
 use crate::config::AgentConfig;
+use crate::delivery::DeliveryState;
 use crate::exit;
 use crate::keystore::{KeyStore, KeyStoreKind, Keyring};
+use crate::outbox::{Outbox, RejectedReport};
+use crate::output;
 use crate::paths::Paths;
+use crate::policy_source::{self, RefusedPolicy};
 use crate::report::LastReport;
-use crate::transport::Transport;
+use crate::transport::{Timeouts, Transport};
+
+/// How many rejected reports the human status lists, newest first.
+const REJECTED_SHOWN: usize = 5;
 
 /// Everything `status` found, as `--format json` prints it.
 #[derive(Debug, Serialize)]
@@ -27,7 +37,56 @@ pub struct Status {
     pub device_id: Option<String>,
     pub key: Option<KeyStatus>,
     pub last_report: Option<LastReport>,
+    pub delivery: DeliveryStatus,
+    /// The server's policy as cached here; `None` when not enrolled.
+    pub policy: Option<PolicyStatus>,
     pub server_health: Option<Health>,
+}
+
+/// The outbox, the rejected reports and the circuit breaker.
+#[derive(Debug, Serialize)]
+pub struct DeliveryStatus {
+    pub outbox: PathBuf,
+    /// Reports waiting to be sent.
+    pub queued: usize,
+    pub queued_bytes: u64,
+    /// When the oldest waiting report was made.
+    pub oldest_queued: Option<Timestamp>,
+    /// Reports dropped from a full outbox, not yet announced to the server.
+    pub dropped: u64,
+    /// Reports refused for good, oldest first.
+    pub rejected: Vec<RejectedReport>,
+    pub breaker: BreakerStatus,
+}
+
+/// The circuit breaker, as of now.
+#[derive(Debug, Serialize)]
+pub struct BreakerStatus {
+    pub state: BreakerState,
+    pub open_until: Option<Timestamp>,
+    pub failed_runs: u32,
+    pub failing_since: Option<Timestamp>,
+    pub last_error: Option<Trouble>,
+}
+
+/// Whether runs talk to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BreakerState {
+    Closed,
+    /// Runs queue reports without touching the network until `open_until`.
+    Open,
+    /// The cool-off is over: the next run probes the server.
+    HalfOpen,
+}
+
+/// The server's policy as cached on this machine.
+#[derive(Debug, Serialize)]
+pub struct PolicyStatus {
+    /// The ETag of the cached (last good) policy.
+    pub cached_etag: Option<String>,
+    /// A policy the server sent that does not parse, while it is not replaced.
+    pub refused: Option<RefusedPolicy>,
 }
 
 /// Where the device key is, and whether it can be read.
@@ -52,6 +111,7 @@ pub struct Health {
 pub fn gather(paths: &Paths, keyring: &dyn Keyring) -> Status {
     let config_file = paths.agent_config();
     let last_report = LastReport::load(&paths.last_report());
+    let delivery = delivery_status(paths, Timestamp::now());
     let (config, config_error) = match AgentConfig::load(&config_file) {
         Ok(config) => (config, None),
         Err(error) => (None, Some(format!("{error:#}"))),
@@ -65,6 +125,8 @@ pub fn gather(paths: &Paths, keyring: &dyn Keyring) -> Status {
             device_id: None,
             key: None,
             last_report,
+            delivery,
+            policy: None,
             server_health: None,
         };
     };
@@ -76,9 +138,16 @@ pub fn gather(paths: &Paths, keyring: &dyn Keyring) -> Status {
         problem: store.load().err().map(|error| error.to_string()),
     };
     let server_health = Some(
-        match Transport::new(&config.server, config.ca_file.as_deref())
-            .map_err(|error| error.to_string())
-            .and_then(|transport| transport.health().map_err(|error| error.to_string()))
+        match Transport::with_timeouts(
+            &config.server,
+            config.ca_file.as_deref(),
+            Timeouts {
+                connect: config.delivery.connect_timeout,
+                request: config.delivery.request_timeout,
+            },
+        )
+        .map_err(|error| error.to_string())
+        .and_then(|transport| transport.health().map_err(|error| error.to_string()))
         {
             Ok(elapsed) => Health {
                 reachable: true,
@@ -100,7 +169,38 @@ pub fn gather(paths: &Paths, keyring: &dyn Keyring) -> Status {
         device_id: Some(config.device_id),
         key: Some(key),
         last_report,
+        delivery,
+        policy: Some(PolicyStatus {
+            cached_etag: policy_source::cached_etag(paths),
+            refused: RefusedPolicy::load(paths),
+        }),
         server_health,
+    }
+}
+
+fn delivery_status(paths: &Paths, now: Timestamp) -> DeliveryStatus {
+    let outbox = Outbox::new(paths.outbox());
+    let queued = outbox.queued().unwrap_or_default();
+    let breaker = Breaker::load(&paths.breaker());
+    let (state, open_until) = match breaker.gate(now) {
+        Gate::Closed => (BreakerState::Closed, None),
+        Gate::Open { until } => (BreakerState::Open, Some(until)),
+        Gate::HalfOpen => (BreakerState::HalfOpen, breaker.open_until),
+    };
+    DeliveryStatus {
+        outbox: outbox.dir().to_owned(),
+        queued: queued.len(),
+        queued_bytes: queued.iter().map(|queued| queued.bytes).sum(),
+        oldest_queued: queued.first().and_then(|queued| queued.queued_at),
+        dropped: DeliveryState::load(&paths.delivery_state()).dropped,
+        rejected: outbox.rejected(),
+        breaker: BreakerStatus {
+            state,
+            open_until,
+            failed_runs: breaker.failed_runs,
+            failing_since: breaker.failing_since,
+            last_error: breaker.last_error,
+        },
     }
 }
 
@@ -147,12 +247,30 @@ pub fn human(out: &mut impl Write, status: &Status) -> std::io::Result<()> {
                     "{} at {when}: delivered to {}, graded {grade}",
                     last.id, last.server
                 ),
+                (None, Some(error)) if last.queued => {
+                    format!("{} at {when}: queued, not delivered yet: {error}", last.id)
+                }
                 (None, Some(error)) => format!("{} at {when}: NOT delivered: {error}", last.id),
                 (None, None) => format!("{} at {when}: outcome unknown", last.id),
             }
         }
     };
     line(out, "last report", &last)?;
+    if status.enrolled || status.delivery.queued > 0 || !status.delivery.rejected.is_empty() {
+        delivery_lines(out, &status.delivery, Timestamp::now())?;
+    }
+    if let Some(policy) = &status.policy {
+        let text = match (&policy.refused, &policy.cached_etag) {
+            (Some(refused), _) => format!(
+                "ERROR since {}: {}",
+                output::clock(refused.refused_at, Timestamp::now()),
+                refused.message()
+            ),
+            (None, Some(etag)) => format!("the server's, cached (etag {etag})"),
+            (None, None) => "none cached from the server yet".to_owned(),
+        };
+        line(out, "policy", &text)?;
+    }
     if let Some(health) = &status.server_health {
         let text = match &health.error {
             Some(error) => format!("unreachable: {error}"),
@@ -164,4 +282,89 @@ pub fn human(out: &mut impl Write, status: &Status) -> std::io::Result<()> {
         line(out, "server", &text)?;
     }
     Ok(())
+}
+
+fn delivery_lines(
+    out: &mut impl Write,
+    delivery: &DeliveryStatus,
+    now: Timestamp,
+) -> std::io::Result<()> {
+    let label = |label: &str| format!("{label:<12}");
+    let outbox = if delivery.queued == 0 {
+        "empty".to_owned()
+    } else {
+        let oldest = delivery
+            .oldest_queued
+            .map(|at| format!(", the oldest from {}", output::clock(at, now)))
+            .unwrap_or_default();
+        format!(
+            "{} waiting to be sent ({} bytes){oldest}",
+            output::plural(delivery.queued, "report"),
+            delivery.queued_bytes
+        )
+    };
+    let dropped = if delivery.dropped > 0 {
+        format!(
+            "; {} dropped from the full outbox, to be announced to the server",
+            output::plural(
+                usize::try_from(delivery.dropped).unwrap_or(usize::MAX),
+                "report"
+            )
+        )
+    } else {
+        String::new()
+    };
+    writeln!(out, "{} {outbox}{dropped}", label("outbox"))?;
+    if !delivery.rejected.is_empty() {
+        writeln!(
+            out,
+            "{} {} refused for good, kept in {}:",
+            label("rejected"),
+            output::plural(delivery.rejected.len(), "report"),
+            delivery.outbox.join("rejected").display()
+        )?;
+        for rejected in delivery.rejected.iter().rev().take(REJECTED_SHOWN) {
+            let why = match &rejected.rejection {
+                Some(rejection) => format!(
+                    "refused {}: {}",
+                    output::clock(rejection.rejected_at, now),
+                    rejection.reason
+                ),
+                None => "no reason recorded".to_owned(),
+            };
+            writeln!(out, "{} {}: {why}", label(""), rejected.id)?;
+        }
+        if delivery.rejected.len() > REJECTED_SHOWN {
+            writeln!(
+                out,
+                "{} … and {} more",
+                label(""),
+                delivery.rejected.len() - REJECTED_SHOWN
+            )?;
+        }
+    }
+    let breaker = &delivery.breaker;
+    let streak = match (&breaker.last_error, breaker.failing_since) {
+        (Some(trouble), Some(since)) => format!(
+            "{} since {} ({})",
+            trouble.headline(),
+            output::clock(since, now),
+            trouble.message
+        ),
+        (Some(trouble), None) => format!("{} ({})", trouble.headline(), trouble.message),
+        _ => String::new(),
+    };
+    let runs = output::plural(breaker.failed_runs as usize, "failed run");
+    let text = match (breaker.state, breaker.open_until) {
+        (BreakerState::Open, Some(until)) => format!(
+            "breaker OPEN until {} after {runs}: reports are queued, not sent; {streak}",
+            output::clock(until, now)
+        ),
+        (BreakerState::HalfOpen, _) => {
+            format!("breaker half-open after {runs}: the next run probes the server; {streak}")
+        }
+        _ if breaker.failed_runs > 0 => format!("{runs} in a row: {streak}"),
+        _ => "ok".to_owned(),
+    };
+    writeln!(out, "{} {text}", label("delivery"))
 }

@@ -2,8 +2,8 @@
 //! provider), request signing, and errors a person can act on.
 //!
 //! Every call here is one attempt. Retries, the outbox and the circuit
-//! breaker belong to the caller ([`crate::report::deliver`]), so they sit in
-//! one place above this layer.
+//! breaker belong to the caller ([`crate::delivery`]), so they sit in one
+//! place above this layer.
 
 mod server_url;
 
@@ -17,19 +17,17 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH};
+use reqwest::header::{CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use shipshape_core::signing::{BuildError, SignedHeaders, sign_request};
-use shipshape_core::wire::{ApiError, EnrollRequest, EnrollResponse, Receipt, ReportSubmission};
+use shipshape_core::wire::{
+    ApiError, EnrollRequest, EnrollResponse, Heartbeat, Receipt, ReportSubmission,
+};
 
-/// How long to wait for a TCP (and TLS) connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long one whole request may take, body included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long `GET /healthz` may take: an upcheck must be quick.
+/// How long `GET /healthz` may take at most: an upcheck must be quick.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest answer read from the server: a policy or a receipt is far smaller.
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
@@ -39,6 +37,26 @@ const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 pub struct Transport {
     client: Client,
     server: ServerUrl,
+    timeouts: Timeouts,
+}
+
+/// How long the agent waits for the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// For a TCP (and TLS) connection.
+    pub connect: Duration,
+    /// For one whole request, body included.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    /// Connect within 2 s, answer within 10 s.
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(2),
+            request: Duration::from_secs(10),
+        }
+    }
 }
 
 /// A client that cannot be set up.
@@ -60,6 +78,7 @@ pub enum TransportError {
 pub enum Exchange {
     Enrollment,
     Report,
+    Heartbeat,
     Policy,
     Health,
 }
@@ -68,20 +87,11 @@ impl std::fmt::Display for Exchange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Exchange::Enrollment => "enrollment",
-            Exchange::Report => "report",
+            // To a person, a heartbeat is the report in its compact form.
+            Exchange::Report | Exchange::Heartbeat => "report",
             Exchange::Policy => "policy request",
             Exchange::Health => "health check",
         })
-    }
-}
-
-impl Exchange {
-    /// How long the whole exchange may take.
-    fn timeout(self) -> Duration {
-        match self {
-            Exchange::Health => HEALTH_TIMEOUT,
-            _ => REQUEST_TIMEOUT,
-        }
     }
 }
 
@@ -92,7 +102,7 @@ pub enum RequestError {
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
     /// Connected, but the answer did not come in time.
-    #[error("{url} did not answer within {} s", .after.as_secs())]
+    #[error("{url} did not answer within {}", seconds(*.after))]
     TimedOut { url: String, after: Duration },
     /// The server answered with an error status.
     #[error("server refused the {what}: {status} {message}{hint}")]
@@ -103,6 +113,10 @@ pub enum RequestError {
         message: String,
         /// What to do about it, starting with " — "; may be empty.
         hint: &'static str,
+        /// The server's machine-readable reason ([`ApiError::code`]).
+        code: Option<String>,
+        /// The `Retry-After` header, as sent, when the server asked to wait.
+        retry_after: Option<String>,
     },
     /// An answer that is not what the API promises.
     #[error("unexpected answer from {url}: {reason}")]
@@ -127,6 +141,15 @@ impl Transport {
     /// system's verifier and trust store decide. The usual proxy variables
     /// (`HTTPS_PROXY`, `NO_PROXY`) are honoured, except for a loopback server.
     pub fn new(server: &ServerUrl, ca_file: Option<&Path>) -> Result<Transport, TransportError> {
+        Transport::with_timeouts(server, ca_file, Timeouts::default())
+    }
+
+    /// As [`Transport::new`], waiting for the server as long as `timeouts` say.
+    pub fn with_timeouts(
+        server: &ServerUrl,
+        ca_file: Option<&Path>,
+        timeouts: Timeouts,
+    ) -> Result<Transport, TransportError> {
         let mut builder = Client::builder();
         if server.is_loopback() {
             // HTTPS_PROXY and friends apply to real servers, not to this machine.
@@ -134,8 +157,8 @@ impl Transport {
         }
         let client = builder
             .tls_backend_preconfigured(tls_config(ca_file)?)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
             .user_agent(concat!("shipshape/", env!("CARGO_PKG_VERSION")))
             // A signed request is bound to its URL: never follow it elsewhere.
             .redirect(reqwest::redirect::Policy::none())
@@ -143,6 +166,7 @@ impl Transport {
         Ok(Transport {
             client,
             server: server.clone(),
+            timeouts,
         })
     }
 
@@ -210,7 +234,26 @@ impl Transport {
         read_json(&url, response)
     }
 
-    /// `GET /healthz` within [`HEALTH_TIMEOUT`]: how long the server took to say it is up.
+    /// `POST /v1/heartbeats`, signed. A 2xx answer carries the receipt; a
+    /// server that lacks the facts answers 409 with the code
+    /// [`shipshape_core::wire::RESEND_FULL`] ([`RequestError::code`]).
+    pub fn submit_heartbeat(
+        &self,
+        signer: &Signer,
+        heartbeat: &Heartbeat,
+    ) -> Result<Receipt, RequestError> {
+        let url = self.server.endpoint("/v1/heartbeats");
+        let request = self
+            .client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json");
+        let request = signer.sign(request, "POST", &url, to_json(heartbeat))?;
+        let response = self.send(Exchange::Heartbeat, &url, request)?;
+        read_json(&url, response)
+    }
+
+    /// `GET /healthz` within [`HEALTH_TIMEOUT`] (or the request timeout, when
+    /// shorter): how long the server took to say it is up.
     pub fn health(&self) -> Result<Duration, RequestError> {
         let url = self.server.endpoint("/healthz");
         let started = Instant::now();
@@ -225,10 +268,14 @@ impl Transport {
         url: &Url,
         request: RequestBuilder,
     ) -> Result<Response, RequestError> {
+        let timeout = match what {
+            Exchange::Health => self.timeouts.request.min(HEALTH_TIMEOUT),
+            _ => self.timeouts.request,
+        };
         let response = request
-            .timeout(what.timeout())
+            .timeout(timeout)
             .send()
-            .map_err(|error| failure(url, &error, what.timeout()))?;
+            .map_err(|error| failure(url, &error, self.timeouts.connect, timeout))?;
         let status = response.status();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             return Ok(response);
@@ -391,18 +438,38 @@ fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+impl RequestError {
+    /// The server's machine-readable reason for a refusal, if it gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            RequestError::Refused { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// "2 s", "0.5 s".
+fn seconds(duration: Duration) -> String {
+    format!("{} s", duration.as_secs_f64())
+}
+
 fn refusal(what: Exchange, url: &Url, response: Response) -> RequestError {
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_owned());
+    let mut code = None;
     let message = match read_body(url, response) {
         Ok(body) => match serde_json::from_slice::<ApiError>(&body) {
-            Ok(ApiError {
-                error,
-                path: Some(path),
-                ..
-            }) => format!("{error} (at `{path}`)"),
-            Ok(ApiError {
-                error, path: None, ..
-            }) => error,
+            Ok(error) => {
+                code = error.code;
+                match error.path {
+                    Some(path) => format!("{} (at `{path}`)", error.error),
+                    None => error.error,
+                }
+            }
             Err(_) => {
                 let text = String::from_utf8_lossy(&body);
                 let text = text.trim();
@@ -420,6 +487,8 @@ fn refusal(what: Exchange, url: &Url, response: Response) -> RequestError {
         status: status.as_u16(),
         hint: hint(what, status, &message),
         message,
+        code,
+        retry_after,
     }
 }
 
@@ -455,12 +524,12 @@ fn hint(what: Exchange, status: StatusCode, message: &str) -> &'static str {
     }
 }
 
-fn failure(url: &Url, error: &reqwest::Error, after: Duration) -> RequestError {
+fn failure(url: &Url, error: &reqwest::Error, connect: Duration, after: Duration) -> RequestError {
     let url = url.to_string();
     match (error.is_timeout(), error.is_connect()) {
         (true, true) => RequestError::Unreachable {
             url,
-            reason: format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+            reason: format!("no connection within {}", seconds(connect)),
         },
         (true, false) => RequestError::TimedOut { url, after },
         _ => RequestError::Unreachable {
@@ -563,6 +632,8 @@ mod tests {
             status: 401,
             message: "device revoked".to_owned(),
             hint: hint(Exchange::Report, StatusCode::UNAUTHORIZED, "device revoked"),
+            code: None,
+            retry_after: None,
         };
         assert_eq!(
             error.to_string(),

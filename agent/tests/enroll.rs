@@ -6,7 +6,8 @@ use predicates::prelude::*;
 use shipshape_core::wire::EnrollRequest;
 
 use crate::fake_server::{
-    DEVICE_ID, FakeServer, TOKEN, closed_port_url, device_public_key, fleet, shipshape,
+    DEVICE_ID, FakeServer, TOKEN, closed_port_url, device_public_key, enroll, fleet, set_delivery,
+    shipshape,
 };
 
 #[test]
@@ -271,4 +272,44 @@ fn a_pinned_ca_is_the_only_one_trusted() {
         .map(|request| request.path)
         .collect();
     assert_eq!(paths, ["/v1/enroll", "/v1/policy", "/v1/reports"]);
+}
+
+#[test]
+fn enrolling_again_keeps_the_delivery_settings_even_seeded_before_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeServer::start(fleet("compliant"));
+    let config_file = dir.path().join("config").join("agent.toml");
+    std::fs::create_dir_all(config_file.parent().unwrap()).unwrap();
+    std::fs::write(&config_file, "[delivery]\nbreaker-failures = 5\n").unwrap();
+    shipshape(dir.path())
+        .args(["enroll", "--server", &server.url, "--token", TOKEN])
+        .args(["--key-store", "file"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "missing field `server`), keeping its [delivery] table",
+        ));
+    let text = std::fs::read_to_string(&config_file).unwrap();
+    assert!(
+        text.contains("[delivery]\nbreaker-failures = 5\n"),
+        "{text}"
+    );
+
+    set_delivery(dir.path(), "retry-delays = [\"50ms\"]");
+    enroll(dir.path(), &server);
+    let text = std::fs::read_to_string(&config_file).unwrap();
+    assert!(text.contains("breaker-failures = 5"), "{text}");
+    assert!(text.contains("retry-delays = [\"50ms\"]"), "{text}");
+
+    // A table that is wrong is not silently replaced.
+    std::fs::write(&config_file, "[delivery]\nbreaker-failures = 0\n").unwrap();
+    shipshape(dir.path())
+        .args(["enroll", "--server", &server.url, "--token", TOKEN])
+        .args(["--key-store", "file"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "agent.toml:2:20: breaker-failures must be a whole number from 1 up, not 0: \
+             fix or remove the [delivery] table, then enroll again",
+        ));
 }

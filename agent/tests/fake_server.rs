@@ -1,11 +1,16 @@
 //! A tiny HTTP/1.1 (or HTTPS) server on 127.0.0.1 for the agent's side of the protocol:
-//! it records every request and answers from a closure. One request per
-//! connection (`Connection: close`), which is all the agent needs.
+//! it records every request and answers from a closure — late, or not at
+//! all, when a test wants a slow or broken server. One request per
+//! connection (`Connection: close`), each on its own thread, which is all
+//! the agent needs.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
 use rustls::pki_types::pem::PemObject;
@@ -20,6 +25,8 @@ pub struct Captured {
     /// Names lowercased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the request had arrived whole.
+    pub at: Instant,
 }
 
 impl Captured {
@@ -55,6 +62,10 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// How long to wait before answering.
+    pub delay: Duration,
+    /// Close the connection without a word.
+    pub hang_up: bool,
 }
 
 impl Reply {
@@ -63,6 +74,8 @@ impl Reply {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: serde_json::to_vec(value).unwrap(),
+            delay: Duration::ZERO,
+            hang_up: false,
         }
     }
 
@@ -71,6 +84,8 @@ impl Reply {
             status,
             headers: vec![("content-type".into(), "text/plain".into())],
             body: text.as_bytes().to_vec(),
+            delay: Duration::ZERO,
+            hang_up: false,
         }
     }
 
@@ -79,7 +94,32 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            delay: Duration::ZERO,
+            hang_up: false,
         }
+    }
+
+    /// The connection closes with no answer (a crashed or overloaded server).
+    pub fn hang_up() -> Reply {
+        Reply {
+            hang_up: true,
+            ..Reply::empty(500)
+        }
+    }
+
+    /// An error the way the server words it, with a machine-readable `code`.
+    pub fn error(status: u16, message: &str, code: Option<&str>) -> Reply {
+        let mut body = serde_json::json!({ "error": message });
+        if let Some(code) = code {
+            body["code"] = code.into();
+        }
+        Reply::json(status, &body)
+    }
+
+    /// This answer, `delay` late.
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
@@ -138,18 +178,19 @@ impl FakeServer {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let handler = answer.lock().unwrap().clone();
-                match &tls {
+                let (seen, tls) = (seen.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
                     None => serve(stream, &seen, handler.as_ref()),
                     Some(config) => {
-                        let Ok(connection) = rustls::ServerConnection::new(config.clone()) else {
-                            continue;
+                        let Ok(connection) = rustls::ServerConnection::new(config) else {
+                            return;
                         };
                         let mut tls_stream = rustls::StreamOwned::new(connection, stream);
                         serve(&mut tls_stream, &seen, handler.as_ref());
                         tls_stream.conn.send_close_notify();
                         let _ = tls_stream.flush();
                     }
-                }
+                });
             }
         });
         FakeServer {
@@ -212,9 +253,14 @@ fn serve(stream: impl Read + Write, seen: &Mutex<Vec<Captured>>, handler: &Handl
         path,
         headers,
         body,
+        at: Instant::now(),
     };
+    seen.lock().unwrap().push(captured.clone());
     let reply = handler(&captured);
-    seen.lock().unwrap().push(captured);
+    std::thread::sleep(reply.delay);
+    if reply.hang_up {
+        return;
+    }
     let mut stream = reader.into_inner();
     let mut head = format!(
         "HTTP/1.1 {} Fake\r\ncontent-length: {}\r\nconnection: close\r\n",
@@ -263,27 +309,91 @@ pub fn shipshape(dir: &std::path::Path) -> assert_cmd::Command {
     command
 }
 
-/// A server that enrolls, serves [`POLICY`] with its ETag, and acknowledges
-/// every report with `status`.
+/// A server that enrolls, serves [`POLICY`] with its ETag, acknowledges
+/// every report with `status`, and takes a heartbeat for facts it holds
+/// (else asks for them in full, as the real server does).
 pub fn fleet(status: &'static str) -> impl Fn(&Captured) -> Reply + Send + Sync + 'static {
+    let known: Mutex<HashSet<String>> = Mutex::default();
     move |request| match (request.method.as_str(), request.path.as_str()) {
         ("POST", "/v1/enroll") => Reply::json(201, &serde_json::json!({ "device_id": DEVICE_ID })),
         ("GET", "/v1/policy") if request.header("if-none-match") == Some(POLICY_ETAG) => {
             Reply::empty(304)
         }
         ("GET", "/v1/policy") => Reply::text(200, POLICY).with_header("etag", POLICY_ETAG),
-        ("POST", "/v1/reports") => receipt(request, status),
+        ("POST", "/v1/reports") => {
+            let submission = submission(request);
+            known
+                .lock()
+                .unwrap()
+                .insert(shipshape_core::wire::facts_hash(&submission.facts));
+            receipt(request, status)
+        }
+        ("POST", "/v1/heartbeats") => {
+            let heartbeat = heartbeat(request);
+            if known.lock().unwrap().contains(&heartbeat.facts_hash) {
+                receipt(request, status)
+            } else {
+                Reply::error(
+                    409,
+                    "no facts with this hash: send the full report",
+                    Some(shipshape_core::wire::RESEND_FULL),
+                )
+            }
+        }
         ("GET", "/healthz") => Reply::text(200, "ok"),
         _ => Reply::json(404, &serde_json::json!({ "error": "no such endpoint" })),
     }
 }
 
-/// The receipt for a submitted report, graded `status`.
+/// [`fleet`], except that report and heartbeat requests, numbered from 0,
+/// are answered by `script` while it has an answer.
+pub fn scripted(
+    status: &'static str,
+    script: impl Fn(usize) -> Option<Reply> + Send + Sync + 'static,
+) -> impl Fn(&Captured) -> Reply + Send + Sync + 'static {
+    let fleet = fleet(status);
+    let count = AtomicUsize::new(0);
+    move |request| {
+        if is_report(request) {
+            if let Some(reply) = script(count.fetch_add(1, Ordering::SeqCst)) {
+                return reply;
+            }
+        }
+        fleet(request)
+    }
+}
+
+/// A report or a heartbeat.
+pub fn is_report(request: &Captured) -> bool {
+    request.method == "POST" && matches!(request.path.as_str(), "/v1/reports" | "/v1/heartbeats")
+}
+
+/// The report in a `POST /v1/reports`.
+pub fn submission(request: &Captured) -> shipshape_core::wire::ReportSubmission {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+/// The heartbeat in a `POST /v1/heartbeats`.
+pub fn heartbeat(request: &Captured) -> shipshape_core::wire::Heartbeat {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+/// The id of the report in a report or heartbeat request.
+pub fn report_id(request: &Captured) -> String {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// The receipt for a submitted report or heartbeat, graded `status`.
 pub fn receipt(request: &Captured, status: &str) -> Reply {
-    let submission: shipshape_core::wire::ReportSubmission =
-        serde_json::from_slice(&request.body).unwrap();
-    let findings: Vec<_> = submission
-        .report
+    let (id, report) = if request.path == "/v1/heartbeats" {
+        let heartbeat = heartbeat(request);
+        (heartbeat.id, heartbeat.report)
+    } else {
+        let full = submission(request);
+        (full.id, full.report)
+    };
+    let findings: Vec<_> = report
         .findings
         .iter()
         .map(|finding| {
@@ -295,7 +405,7 @@ pub fn receipt(request: &Captured, status: &str) -> Reply {
     Reply::json(
         200,
         &serde_json::json!({
-            "report_id": submission.id,
+            "report_id": id,
             "device_id": DEVICE_ID,
             "received_at": "2026-11-24T03:00:00Z",
             "status": status,
@@ -313,6 +423,22 @@ pub fn enroll(dir: &std::path::Path, server: &FakeServer) {
         .success();
     server.take_requests();
 }
+
+/// Adds `settings` to the `[delivery]` table of the agent's config under
+/// `dir`, starting the table if there is none.
+pub fn set_delivery(dir: &std::path::Path, settings: &str) {
+    let path = dir.join("config").join("agent.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let config = if config.contains("\n[delivery]\n") || config.starts_with("[delivery]\n") {
+        config.replacen("[delivery]\n", &format!("[delivery]\n{settings}\n"), 1)
+    } else {
+        format!("{config}\n[delivery]\n{settings}\n")
+    };
+    std::fs::write(&path, config).unwrap();
+}
+
+/// Fast retries for tests: 10, 20 and 40 ms instead of 3, 9 and 27 s.
+pub const QUICK_RETRIES: &str = "retry-delays = [\"10ms\", \"20ms\", \"40ms\"]";
 
 /// The public key of the device enrolled under `dir`.
 pub fn device_public_key(dir: &std::path::Path) -> VerifyingKey {

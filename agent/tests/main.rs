@@ -1,6 +1,7 @@
 //! The agent's integration tests: one binary, one module per area.
 
 mod cli;
+mod delivery;
 mod disk_encryption;
 mod enroll;
 mod fake_server;

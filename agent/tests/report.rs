@@ -1,14 +1,15 @@
 //! `shipshape report` against a fake server: the policy with its ETag, the
 //! signed report, exit codes by the server's grade, and what happens when
 //! the server is away, refuses, or pushes a policy that does not parse.
+//! The outbox, retries, heartbeats and the breaker are in `delivery.rs`.
 
 use predicates::prelude::*;
 use serde_json::Value;
-use shipshape_core::wire::ReportSubmission;
+use shipshape_core::wire::{Heartbeat, ReportSubmission, facts_hash};
 
 use crate::fake_server::{
-    DEVICE_ID, FakeServer, POLICY_ETAG, Reply, closed_port_url, device_public_key, enroll, fleet,
-    shipshape,
+    DEVICE_ID, FakeServer, POLICY_ETAG, QUICK_RETRIES, Reply, closed_port_url, device_public_key,
+    enroll, fleet, set_delivery, shipshape,
 };
 
 fn last_report(dir: &std::path::Path) -> Value {
@@ -82,12 +83,24 @@ fn signs_and_delivers_the_report_under_the_servers_policy() {
         POLICY_ETAG
     );
 
-    // The next run asks with the ETag, gets 304 and judges by the cache.
+    assert!(
+        !state
+            .join("outbox")
+            .join(format!("{}.json", submission.id))
+            .exists(),
+        "an acknowledged report leaves the outbox"
+    );
+
+    // The next run asks with the ETag, gets 304 and judges by the cache; its
+    // facts are unchanged, so they go as their hash in a heartbeat.
     shipshape(dir.path()).arg("report").assert().code(0);
     let requests = server.take_requests();
     assert_eq!(requests[0].header("if-none-match"), Some(POLICY_ETAG));
-    let again: ReportSubmission = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(requests[1].path, "/v1/heartbeats");
+    requests[1].verify(&server.url, key).unwrap();
+    let again: Heartbeat = serde_json::from_slice(&requests[1].body).unwrap();
     assert_eq!(again.report.policy.name, "fleet");
+    assert_eq!(again.facts_hash, facts_hash(&submission.facts));
     assert_ne!(again.id, submission.id);
 }
 
@@ -123,28 +136,49 @@ fn a_bad_policy_push_keeps_the_last_good_one() {
             good(request)
         }
     });
+    let kept = format!("keeping the last good policy (etag {POLICY_ETAG})");
     shipshape(dir.path())
         .arg("report")
         .assert()
         .code(0)
         .stderr(predicate::str::contains(
-            "warning: the server sent a policy that does not parse (",
+            "shipshape: error: the server's policy does not parse: ",
         ))
         .stderr(predicate::str::contains("unknown variant `urgent`"))
-        .stderr(predicate::str::contains("keeping the last good one"));
+        .stderr(predicate::str::contains(format!(" — {kept}")));
     let requests = server.take_requests();
-    let submission: ReportSubmission = serde_json::from_slice(&requests[1].body).unwrap();
-    assert_eq!(submission.report.policy.name, "fleet");
+    let sent: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(sent["report"]["policy"]["name"], "fleet");
     let state = dir.path().join("state");
     assert_eq!(
         std::fs::read_to_string(state.join("policy-cache.etag")).unwrap(),
         POLICY_ETAG,
         "the broken policy's ETag is not remembered"
     );
+    shipshape(dir.path())
+        .arg("status")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("policy       ERROR since "))
+        .stdout(predicate::str::contains(kept.as_str()));
+
+    // The server is fixed: the refusal is over.
+    server.answer(fleet("compliant"));
+    shipshape(dir.path())
+        .arg("report")
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("error").not());
+    shipshape(dir.path())
+        .arg("status")
+        .assert()
+        .stdout(predicate::str::contains(format!(
+            "policy       the server's, cached (etag {POLICY_ETAG})"
+        )));
 }
 
 #[test]
-fn an_unreachable_server_exits_2_and_records_why() {
+fn an_unreachable_server_queues_the_report_and_the_exit_code_is_the_local_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let server = FakeServer::start(fleet("compliant"));
     enroll(dir.path(), &server);
@@ -155,24 +189,48 @@ fn an_unreachable_server_exits_2_and_records_why() {
     let config = std::fs::read_to_string(&config_path).unwrap();
     let gone = closed_port_url();
     std::fs::write(&config_path, config.replace(&server.url, &gone)).unwrap();
+    set_delivery(dir.path(), QUICK_RETRIES);
 
-    shipshape(dir.path())
-        .arg("report")
+    let assert = shipshape(dir.path())
+        .args(["report", "--format", "json"])
         .assert()
-        .code(2)
-        .stdout(predicate::str::contains("policy fleet"))
         .stderr(predicate::str::contains(format!(
             "warning: could not fetch the policy: cannot reach {gone}/v1/policy: connection refused"
-        )))
-        .stderr(predicate::str::contains("was not delivered: cannot reach"));
+        )));
     let last = last_report(dir.path());
+    let local = if last["verdict"] == "leaky" { 1 } else { 0 };
+    assert_eq!(assert.get_output().status.code(), Some(local), "{last}");
+    let queued: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(queued["report_id"], last["id"]);
+    assert_eq!(queued["queued"], true);
+    assert_eq!(queued["waiting"], 1);
+    assert_eq!(queued["verdict"], last["verdict"]);
     assert_eq!(last["status"], Value::Null);
+    assert_eq!(last["queued"], true);
+    let error = last["error"].as_str().unwrap();
     assert!(
-        last["error"].as_str().unwrap().starts_with(&format!(
-            "cannot reach {gone}/v1/reports: connection refused"
-        )),
-        "{last}"
+        error.starts_with("server unreachable since ")
+            && error.contains(&format!(
+                "(cannot reach {gone}/v1/heartbeats: connection refused"
+            ))
+            && error.ends_with("; 1 report waiting, will retry at the next run"),
+        "{error}"
     );
+    let id = last["id"].as_str().unwrap();
+    assert!(
+        dir.path()
+            .join("state")
+            .join("outbox")
+            .join(format!("{id}.json"))
+            .exists()
+    );
+    shipshape(dir.path())
+        .arg("status")
+        .assert()
+        .stdout(predicate::str::contains(format!("{id} at ")))
+        .stdout(predicate::str::contains(
+            ": queued, not delivered yet: server unreachable since",
+        ));
 }
 
 #[test]
@@ -181,19 +239,28 @@ fn a_refused_report_says_what_to_do() {
     let server = FakeServer::start(fleet("compliant"));
     enroll(dir.path(), &server);
     server.answer(|_| Reply::json(401, &serde_json::json!({ "error": "device revoked" })));
-    shipshape(dir.path())
-        .arg("report")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "server refused the report: 401 device revoked — re-enroll with `shipshape enroll`",
-        ));
+    let last_id = || last_report(dir.path())["id"].as_str().unwrap().to_owned();
+    let assert = shipshape(dir.path()).arg("report").assert().code(2);
+    let id = last_id();
+    let rejected = dir.path().join("state").join("outbox").join("rejected");
+    assert.stderr(predicate::str::contains(format!(
+        "shipshape: error: report {id} was not delivered: server refused the report: 401 device revoked \
+         — re-enroll with `shipshape enroll`; moved to {}",
+        rejected.join(format!("{id}.json")).display()
+    )));
     assert!(
         last_report(dir.path())["error"]
             .as_str()
             .unwrap()
             .contains("401 device revoked")
     );
+    assert_eq!(last_report(dir.path())["queued"], false);
+    shipshape(dir.path())
+        .arg("status")
+        .assert()
+        .stdout(predicate::str::contains(
+            ": NOT delivered: server refused the report: 401",
+        ));
 }
 
 #[test]
