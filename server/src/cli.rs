@@ -42,7 +42,8 @@ pub struct Cli {
 /// Settings every command shares.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Config file (TOML): listen, db, tls-cert, tls-key, stale-after, public-url, policy.
+    /// Config file (TOML): listen, db, tls-cert, tls-key, stale-after, public-url, policy,
+    /// rate-limit, rate-limit-burst, max-concurrent-requests, request-timeout.
     #[arg(
         long,
         global = true,
