@@ -188,6 +188,8 @@ pub struct Flushed {
     pub failure: Option<Trouble>,
     /// Local trouble that did not stop the flush (a file that could not be removed).
     pub warnings: Vec<String>,
+    /// Whether the server answered (the upcheck, a receipt, a refusal for good).
+    pub answered: bool,
 }
 
 /// A report the server acknowledged.
@@ -234,6 +236,7 @@ pub fn flush(courier: &dyn Courier, flush: &Flush<'_>) -> Flushed {
             flushed.failure = Some(Trouble::of(&error));
             return flushed;
         }
+        flushed.answered = true;
     }
     let mut state = DeliveryState::load(flush.state_path);
     for (index, entry) in queued.iter().enumerate() {
@@ -258,6 +261,7 @@ pub fn flush(courier: &dyn Courier, flush: &Flush<'_>) -> Flushed {
                 full_hash,
                 dropped,
             } => {
+                flushed.answered = true;
                 let heartbeat = full_hash.is_none();
                 if let Some(hash) = full_hash {
                     state.acknowledged_facts = Some(hash);
@@ -281,6 +285,7 @@ pub fn flush(courier: &dyn Courier, flush: &Flush<'_>) -> Flushed {
                 });
             }
             Sent::Refused(error) => {
+                flushed.answered = true;
                 let status = match &error {
                     RequestError::Refused { status, .. } => Some(*status),
                     _ => None,
@@ -484,7 +489,9 @@ pub fn deliver(courier: &dyn Courier, run: &Run<'_>) -> anyhow::Result<Outcome> 
                     run.settings.breaker_failures,
                     run.settings.breaker_cooldown,
                 ),
-                None => breaker.succeeded(),
+                None if flushed.answered => breaker.succeeded(),
+                // Nothing reached the server (only damaged files): nothing learned.
+                None => {}
             }
             if breaker != before {
                 if let Err(error) = breaker.save(run.breaker_path) {
@@ -969,5 +976,56 @@ mod tests {
         let calls = server.calls();
         assert_eq!(calls[1], format!("report {} dropped=2", ids[2]));
         assert_eq!(calls[2], format!("report {} dropped=0", ids[3]));
+    }
+
+    #[test]
+    fn runs_open_the_breaker_which_keeps_them_off_the_network_until_a_probe_closes_it() {
+        let fixture = Fixture::new();
+        let breaker_path = fixture.state.with_file_name("breaker.json");
+        let settings = Delivery {
+            retry_delays: Vec::new(),
+            breaker_failures: 2,
+            ..Delivery::default()
+        };
+        let run = |courier: &Script| {
+            fixture.queue(&["a"]);
+            let gate = Breaker::load(&breaker_path).gate(Timestamp::now());
+            let run = Run {
+                outbox: &fixture.outbox,
+                state_path: &fixture.state,
+                breaker_path: &breaker_path,
+                settings: &settings,
+                gate,
+            };
+            (gate, deliver(courier, &run).unwrap())
+        };
+        let down = Script::answering((0..10).map(|_| Err(unreachable())).collect());
+        let (gate, outcome) = run(&down);
+        assert_eq!(gate, Gate::Closed);
+        assert_eq!(outcome.breaker.failed_runs, 1);
+        let (gate, outcome) = run(&down);
+        assert_eq!(gate, Gate::Closed);
+        assert!(matches!(
+            outcome.breaker.gate(Timestamp::now()),
+            Gate::Open { .. }
+        ));
+        down.calls();
+
+        let (gate, outcome) = run(&down);
+        assert!(matches!(gate, Gate::Open { .. }));
+        assert!(matches!(outcome.sending, Sending::BreakerOpen { .. }));
+        assert!(down.calls().is_empty(), "no request while open");
+        assert_eq!(outcome.waiting, 3);
+
+        let mut breaker = Breaker::load(&breaker_path);
+        breaker.open_until = Some(Timestamp::UNIX_EPOCH);
+        breaker.save(&breaker_path).unwrap();
+        let up = Script::default();
+        let (gate, outcome) = run(&up);
+        assert_eq!(gate, Gate::HalfOpen);
+        assert_eq!(up.calls()[0], "upcheck");
+        assert_eq!(outcome.breaker, Breaker::default());
+        assert_eq!(Breaker::load(&breaker_path), Breaker::default());
+        assert_eq!(outcome.waiting, 0);
     }
 }

@@ -190,78 +190,21 @@ pub fn run(
     }
 
     explain_on_stderr(&outcome, settings);
+    let verdict = submission.report.verdict;
+    let told = Told {
+        id: &id,
+        server: &server,
+        verdict,
+        queued_because: &queued_because,
+        now,
+    };
     match format {
-        Format::Json => {
-            let mut stdout = std::io::stdout().lock();
-            match &fate {
-                Fate::Delivered(receipt) => serde_json::to_writer_pretty(&mut stdout, receipt)?,
-                Fate::Rejected(refused) => serde_json::to_writer_pretty(
-                    &mut stdout,
-                    &NotDelivered {
-                        report_id: &id,
-                        verdict: submission.report.verdict,
-                        queued: false,
-                        waiting: outcome.waiting,
-                        reason: &refused.reason,
-                    },
-                )?,
-                Fate::Queued => serde_json::to_writer_pretty(
-                    &mut stdout,
-                    &NotDelivered {
-                        report_id: &id,
-                        verdict: submission.report.verdict,
-                        queued: true,
-                        waiting: outcome.waiting,
-                        reason: &queued_because,
-                    },
-                )?,
-            }
-            writeln!(stdout)?;
-        }
-        Format::Human => {
-            let mut stdout = std::io::stdout().lock();
-            if let Sending::Flushed(flushed) = &outcome.sending {
-                let earlier: Vec<&Delivered> = flushed
-                    .delivered
-                    .iter()
-                    .filter(|delivered| delivered.id != id)
-                    .collect();
-                if let Some(oldest) = earlier.first() {
-                    let since = oldest
-                        .queued_at
-                        .map(|at| format!(" (the oldest from {})", output::clock(at, now)))
-                        .unwrap_or_default();
-                    writeln!(
-                        stdout,
-                        "delivered {}{since}",
-                        output::plural(earlier.len(), "queued report")
-                    )?;
-                }
-            }
-            match &fate {
-                Fate::Delivered(receipt) => {
-                    writeln!(stdout, "{}", delivered_line(receipt, &server))?
-                }
-                Fate::Rejected(_) => {}
-                Fate::Queued => {
-                    writeln!(stdout, "report {id} queued: {queued_because}")?;
-                    if let (Sending::Flushed(_), Gate::Open { until }) =
-                        (&outcome.sending, outcome.breaker.gate(now))
-                    {
-                        writeln!(
-                            stdout,
-                            "breaker open until {} after {}: the runs until then queue reports without sending",
-                            output::clock(until, now),
-                            output::plural(outcome.breaker.failed_runs as usize, "failed run")
-                        )?;
-                    }
-                }
-            }
-        }
+        Format::Json => told.json(&fate, &outcome)?,
+        Format::Human => told.human(&fate, &outcome)?,
     }
     let refused_by_server = match &outcome.sending {
         Sending::Flushed(flushed) => flushed.rejected.iter().any(|refused| refused.by_server),
-        _ => false,
+        Sending::BreakerOpen { .. } | Sending::Busy => false,
     };
     Ok(match fate {
         _ if refused_by_server => exit::ERROR,
@@ -271,11 +214,91 @@ pub fn run(
                 exit::SHIPSHAPE
             }
         },
-        Fate::Rejected(_) | Fate::Queued => match submission.report.verdict {
+        Fate::Rejected(_) | Fate::Queued => match verdict {
             Verdict::Shipshape => exit::SHIPSHAPE,
             Verdict::Leaky => exit::LEAKY,
         },
     })
+}
+
+/// What `report` tells about this run's report on stdout.
+struct Told<'a> {
+    id: &'a str,
+    server: &'a str,
+    verdict: Verdict,
+    queued_because: &'a str,
+    now: Timestamp,
+}
+
+impl Told<'_> {
+    /// The receipt when delivered, else why not.
+    fn json(&self, fate: &Fate<'_>, outcome: &Outcome) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        let (queued, reason) = match fate {
+            Fate::Delivered(receipt) => {
+                serde_json::to_writer_pretty(&mut stdout, receipt)?;
+                writeln!(stdout)?;
+                return Ok(());
+            }
+            Fate::Rejected(refused) => (false, refused.reason.as_str()),
+            Fate::Queued => (true, self.queued_because),
+        };
+        let not_delivered = NotDelivered {
+            report_id: self.id,
+            verdict: self.verdict,
+            queued,
+            waiting: outcome.waiting,
+            reason,
+        };
+        serde_json::to_writer_pretty(&mut stdout, &not_delivered)?;
+        writeln!(stdout)?;
+        Ok(())
+    }
+
+    /// The backlog delivered, then this report: delivered, or queued and why.
+    /// A refusal is on stderr already.
+    fn human(&self, fate: &Fate<'_>, outcome: &Outcome) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        let now = self.now;
+        if let Sending::Flushed(flushed) = &outcome.sending {
+            let earlier: Vec<&Delivered> = flushed
+                .delivered
+                .iter()
+                .filter(|delivered| delivered.id != self.id)
+                .collect();
+            if let Some(oldest) = earlier.first() {
+                let since = oldest
+                    .queued_at
+                    .map(|at| format!(" (the oldest from {})", output::clock(at, now)))
+                    .unwrap_or_default();
+                writeln!(
+                    stdout,
+                    "delivered {}{since}",
+                    output::plural(earlier.len(), "queued report")
+                )?;
+            }
+        }
+        match fate {
+            Fate::Delivered(receipt) => {
+                writeln!(stdout, "{}", delivered_line(receipt, self.server))?;
+            }
+            Fate::Rejected(_) => {}
+            Fate::Queued => {
+                writeln!(stdout, "report {} queued: {}", self.id, self.queued_because)?;
+                if let (Sending::Flushed(_), Gate::Open { until }) =
+                    (&outcome.sending, outcome.breaker.gate(now))
+                {
+                    writeln!(
+                        stdout,
+                        "breaker open until {} after {}: the runs until then queue reports without sending",
+                        output::clock(until, now),
+                        output::plural(outcome.breaker.failed_runs as usize, "failed run")
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What became of this run's report.
