@@ -15,6 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
+use crate::output;
 use crate::transport::RequestError;
 
 /// The breaker as kept in `breaker.json`. All defaults: closed, no failure.
@@ -71,6 +72,14 @@ impl Trouble {
         match self.kind {
             TroubleKind::Unreachable => "server unreachable",
             TroubleKind::Failing => "server failing",
+        }
+    }
+
+    /// "server unreachable since 09:12 UTC", for a streak that began `since`.
+    pub fn since(&self, since: Option<Timestamp>, now: Timestamp) -> String {
+        match since {
+            Some(since) => format!("{} since {}", self.headline(), output::clock(since, now)),
+            None => self.headline().to_owned(),
         }
     }
 }

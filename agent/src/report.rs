@@ -347,37 +347,28 @@ struct NotDelivered<'a> {
     reason: &'a str,
 }
 
-/// "server unreachable since 09:12 UTC (cannot reach …)", when runs fail.
-fn trouble(breaker: &Breaker, now: Timestamp) -> Option<String> {
-    let trouble = breaker.last_error.as_ref()?;
-    let since = breaker
-        .failing_since
-        .map(|since| format!(" since {}", output::clock(since, now)))
-        .unwrap_or_default();
-    Some(format!(
-        "{}{since} ({})",
-        trouble.headline(),
-        trouble.message
-    ))
-}
-
 /// For `shipshape check`, when reports wait in the outbox: "3 reports
-/// waiting to be sent: server unreachable since 09:12 UTC (…)". Reads only
-/// local state: a check never touches the network.
+/// waiting to be sent: server unreachable since 09:12 UTC, the next
+/// `shipshape report` retries — cannot reach …". Reads only local state: a
+/// check never touches the network.
 pub fn waiting_note(paths: &Paths, now: Timestamp) -> Option<String> {
     let waiting = Outbox::new(paths.outbox()).queued().ok()?.len();
     if waiting == 0 {
         return None;
     }
     let breaker = Breaker::load(&paths.breaker());
-    let why = match (trouble(&breaker, now), breaker.gate(now)) {
+    let why = match (&breaker.last_error, breaker.gate(now)) {
         (Some(trouble), Gate::Open { until }) => format!(
-            "{trouble}; breaker open until {}",
-            output::clock(until, now)
+            "{}, breaker open until {} — {}",
+            trouble.since(breaker.failing_since, now),
+            output::clock(until, now),
+            trouble.message
         ),
-        (Some(trouble), Gate::Closed | Gate::HalfOpen) => {
-            format!("{trouble}; the next `shipshape report` retries")
-        }
+        (Some(trouble), Gate::Closed | Gate::HalfOpen) => format!(
+            "{}, the next `shipshape report` retries — {}",
+            trouble.since(breaker.failing_since, now),
+            trouble.message
+        ),
         (None, _) => "they go with the next `shipshape report`".to_owned(),
     };
     Some(format!(
@@ -387,22 +378,30 @@ pub fn waiting_note(paths: &Paths, now: Timestamp) -> Option<String> {
 }
 
 /// Why the report stays queued, for a person: "server unreachable since
-/// 09:12 UTC (…); 3 reports waiting, will retry at the next run".
+/// 09:12 UTC; 3 reports waiting, will retry at the next run — cannot reach …".
 fn why_queued(outcome: &Outcome, now: Timestamp) -> String {
     let waiting = output::plural(outcome.waiting, "report");
     let breaker = &outcome.breaker;
-    let trouble = trouble(breaker, now).unwrap_or_default();
+    let (since, error) = breaker.last_error.as_ref().map_or_else(
+        || ("delivery failing".to_owned(), String::new()),
+        |trouble| {
+            (
+                trouble.since(breaker.failing_since, now),
+                format!(" — {}", trouble.message),
+            )
+        },
+    );
     match &outcome.sending {
         Sending::Busy => {
             format!("another shipshape run is sending the outbox; {waiting} waiting")
         }
         Sending::BreakerOpen { until } => format!(
-            "breaker open until {} after {} ({trouble}): not sending; {waiting} waiting",
+            "breaker open until {} after {}: not sending; {waiting} waiting; {since}{error}",
             output::clock(*until, now),
             output::plural(breaker.failed_runs as usize, "failed run"),
         ),
         Sending::Flushed(flushed) if flushed.failure.is_some() => {
-            format!("{trouble}; {waiting} waiting, will retry at the next run")
+            format!("{since}; {waiting} waiting, will retry at the next run{error}")
         }
         Sending::Flushed(_) => format!("{waiting} waiting, will retry at the next run"),
     }

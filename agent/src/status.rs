@@ -344,26 +344,26 @@ fn delivery_lines(
         }
     }
     let breaker = &delivery.breaker;
-    let streak = match (&breaker.last_error, breaker.failing_since) {
-        (Some(trouble), Some(since)) => format!(
-            "{} since {} ({})",
-            trouble.headline(),
-            output::clock(since, now),
-            trouble.message
-        ),
-        (Some(trouble), None) => format!("{} ({})", trouble.headline(), trouble.message),
-        _ => String::new(),
-    };
+    let streak = breaker
+        .last_error
+        .as_ref()
+        .map_or_else(String::new, |trouble| {
+            format!(
+                " — {}: {}",
+                trouble.since(breaker.failing_since, now),
+                trouble.message
+            )
+        });
     let runs = output::plural(breaker.failed_runs as usize, "failed run");
     let text = match (breaker.state, breaker.open_until) {
         (BreakerState::Open, Some(until)) => format!(
-            "breaker OPEN until {} after {runs}: reports are queued, not sent; {streak}",
+            "breaker OPEN until {} after {runs}: reports are queued, not sent{streak}",
             output::clock(until, now)
         ),
         (BreakerState::HalfOpen, _) => {
-            format!("breaker half-open after {runs}: the next run probes the server; {streak}")
+            format!("breaker half-open after {runs}: the next run probes the server{streak}")
         }
-        _ if breaker.failed_runs > 0 => format!("{runs} in a row: {streak}"),
+        _ if breaker.failed_runs > 0 => format!("{runs} in a row{streak}"),
         _ => "ok".to_owned(),
     };
     writeln!(out, "{} {text}", label("delivery"))

@@ -127,7 +127,7 @@ fn reports_queue_while_the_server_is_away_and_arrive_once_in_order_when_it_is_ba
         "{status}"
     );
     assert!(
-        status.contains("delivery     3 failed runs in a row: server unreachable since "),
+        status.contains("delivery     3 failed runs in a row — server unreachable since "),
         "{status}"
     );
 
@@ -445,7 +445,9 @@ fn the_breaker_opens_after_failed_runs_keeps_off_the_network_then_probes() {
     let id = last_report(dir.path())["id"].as_str().unwrap().to_owned();
     assert!(
         stdout.contains(&format!("report {id} queued: breaker open until "))
-            && stdout.contains("after 2 failed runs (server failing since ")
+            && stdout.contains(
+                "after 2 failed runs: not sending; 3 reports waiting; server failing since "
+            )
             && stdout.contains("not sending; 3 reports waiting"),
         "{stdout}"
     );

@@ -211,9 +211,9 @@ fn an_unreachable_server_queues_the_report_and_the_exit_code_is_the_local_verdic
     assert!(
         error.starts_with("server unreachable since ")
             && error.contains(&format!(
-                "(cannot reach {gone}/v1/heartbeats: connection refused"
+                "— cannot reach {gone}/v1/heartbeats: connection refused"
             ))
-            && error.ends_with("; 1 report waiting, will retry at the next run"),
+            && error.contains("; 1 report waiting, will retry at the next run — "),
         "{error}"
     );
     let id = last["id"].as_str().unwrap();
