@@ -42,7 +42,10 @@ use writer::Writer;
 
 /// The schema, one migration per version; a database is brought to the
 /// newest version when opened.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/migrations/0001_initial.sql"),
+    include_str!("sqlite/migrations/0002_leaks_in_table_order.sql"),
+];
 
 /// Connections for reads: enough to overlap the fleet page with device pages
 /// and signature checks on a small machine.

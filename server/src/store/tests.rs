@@ -35,6 +35,7 @@ macro_rules! every_story {
             grace_counts_across_reports_and_transitions_are_logged,
             a_policy_change_regrades_every_device,
             the_fleet_is_counted_filtered_sorted_and_paged,
+            the_fleet_filtered_by_a_check_follows_every_change,
             revoked_devices_stay_listed,
             concurrent_reports_are_each_stored_exactly_once,
         );
@@ -844,6 +845,163 @@ pub(crate) async fn the_fleet_is_counted_filtered_sorted_and_paged(store: &dyn S
     // Time passes: everyone goes silent.
     let much_later = store.fleet(&query(now + days(3))).await.unwrap();
     assert_eq!(much_later.summary.silent, 8);
+}
+
+pub(crate) async fn the_fleet_filtered_by_a_check_follows_every_change(store: &dyn Store) {
+    use DeviceStatus::{Leaky, Silent};
+    let strict_text = include_str!("../../../policies/default.toml");
+    let strict = default_policy();
+    let graded = active(strict.clone());
+    let now = t0() + days(10);
+    let recently = now - hours(3);
+    let long_ago = now - days(5);
+    let mut devices = std::collections::HashMap::new();
+    for (hostname, facts, at) in [
+        (
+            "delta",
+            open_firewall(shipshape("delta", recently)),
+            recently,
+        ),
+        (
+            "Bravo",
+            open_firewall(shipshape("Bravo", recently)),
+            recently,
+        ),
+        ("echo", open_firewall(shipshape("echo", long_ago)), long_ago),
+        (
+            "alpha",
+            open_firewall(shipshape("alpha", long_ago)),
+            long_ago,
+        ),
+        ("charlie", shipshape("charlie", recently), recently),
+    ] {
+        let device = enroll(store, hostname, long_ago - days(1)).await;
+        stored(store, report(&device, facts, at), &graded).await;
+        devices.insert(hostname, device);
+    }
+    // Failing the firewall check, in table order: leaky first, then silent,
+    // each group by hostname; `per_page` devices from page `page`.
+    let firewall = async |status, page, per_page, now| {
+        let page = store
+            .fleet(&FleetQuery {
+                status,
+                check: Some("firewall".to_owned()),
+                page,
+                per_page,
+                staleness: staleness(now),
+            })
+            .await
+            .unwrap();
+        let rows: Vec<(String, DeviceStatus)> = page
+            .devices
+            .iter()
+            .map(|row| (row.hostname.clone(), row.status))
+            .collect();
+        (rows, page.matching)
+    };
+    let rows = |expected: &[(&str, DeviceStatus)]| -> Vec<(String, DeviceStatus)> {
+        expected
+            .iter()
+            .map(|&(hostname, status)| (hostname.to_owned(), status))
+            .collect()
+    };
+
+    assert_eq!(
+        firewall(None, 1, 3, now).await,
+        (
+            rows(&[("Bravo", Leaky), ("delta", Leaky), ("alpha", Silent)]),
+            4
+        ),
+        "a page spanning the leaky and the silent group"
+    );
+    assert_eq!(
+        firewall(None, 2, 3, now).await,
+        (rows(&[("echo", Silent)]), 4)
+    );
+    assert_eq!(
+        firewall(Some(Silent), 1, 1, now).await,
+        (rows(&[("alpha", Silent)]), 2)
+    );
+    assert_eq!(
+        firewall(Some(Silent), 2, 1, now).await,
+        (rows(&[("echo", Silent)]), 2)
+    );
+    assert_eq!(
+        firewall(Some(DeviceStatus::Compliant), 1, 3, now).await,
+        (rows(&[]), 0),
+        "a device leaking on a check is never compliant"
+    );
+
+    // Echo reports again, under a new name: it is leaky again, and sorts by
+    // its new name.
+    stored(
+        store,
+        report(
+            &devices["echo"],
+            open_firewall(shipshape("able", recently)),
+            recently,
+        ),
+        &graded,
+    )
+    .await;
+    // Delta's firewall is fixed: it leaves the filtered table.
+    stored(
+        store,
+        report(&devices["delta"], shipshape("delta", recently), recently),
+        &graded,
+    )
+    .await;
+    // Charlie springs the leak and is renamed in the same report.
+    stored(
+        store,
+        report(
+            &devices["charlie"],
+            open_firewall(shipshape("carol", recently)),
+            recently,
+        ),
+        &graded,
+    )
+    .await;
+    let after_reports = rows(&[
+        ("able", Leaky),
+        ("Bravo", Leaky),
+        ("carol", Leaky),
+        ("alpha", Silent),
+    ]);
+    assert_eq!(firewall(None, 1, 50, now).await, (after_reports.clone(), 4));
+    assert_eq!(
+        firewall(Some(Leaky), 2, 2, now).await,
+        (rows(&[("carol", Leaky)]), 3)
+    );
+
+    // A policy under which the open firewall does not leak empties the
+    // filtered table; back to the strict one, every leak returns with the
+    // device's current name and last contact.
+    let lenient_text = "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
+    store
+        .activate_policy(lenient_text, &policy(lenient_text), now)
+        .await
+        .unwrap();
+    assert_eq!(firewall(None, 1, 50, now).await, (rows(&[]), 0));
+    store
+        .activate_policy(strict_text, &strict, now + hours(1))
+        .await
+        .unwrap();
+    assert_eq!(firewall(None, 1, 50, now).await, (after_reports, 4));
+
+    // Time passes: every device goes silent, in one group by hostname.
+    assert_eq!(
+        firewall(None, 1, 50, now + days(2)).await,
+        (
+            rows(&[
+                ("able", Silent),
+                ("alpha", Silent),
+                ("Bravo", Silent),
+                ("carol", Silent),
+            ]),
+            4
+        )
+    );
 }
 
 pub(crate) async fn revoked_devices_stay_listed(store: &dyn Store) {

@@ -3,7 +3,10 @@
 //! The fleet page is computed in SQL — counts by aggregate over an index,
 //! and the page read group by group (leaky, silent, unknown, compliant) in
 //! the order an index already keeps, by `LIMIT`/`OFFSET` — so nothing is
-//! sorted and nothing loaded into Rust beyond the page, for 100,000 devices. A device is silent when its
+//! sorted and nothing loaded into Rust beyond the page, for 100,000 devices.
+//! Filtered by a check, the same groups are walks over `device_leaks`, whose
+//! rows carry what the filter needs (the hostname and the last contact), and
+//! only the devices on the page are looked up. A device is silent when its
 //! last contact (its last report, or its enrollment before the first one) is
 //! older than the cutoff; otherwise it has the status of its last grade, and
 //! a device that never reported is unknown. Failures by check count every
@@ -11,7 +14,7 @@
 //! match the device table filtered by that check.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, ToSql};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params};
 use serde::de::DeserializeOwned;
 use shipshape_core::Finding;
 use shipshape_core::wire::DeviceStatus;
@@ -132,34 +135,72 @@ fn device_row(row: &Row<'_>, staleness: Staleness) -> rusqlite::Result<DeviceRow
     })
 }
 
-/// The device table's groups, in its order, and which devices each holds.
-/// Within a group, devices are listed by hostname (ignoring ASCII case),
-/// which the `devices_in_table_order` index serves without sorting.
-const GROUPS: [(DeviceStatus, &str); 4] = [
-    (
-        DeviceStatus::Leaky,
-        "status = 'leaky' AND last_contact >= :cutoff",
-    ),
-    (DeviceStatus::Silent, "last_contact < :cutoff"),
-    (
-        DeviceStatus::Unknown,
-        "status = 'unknown' AND last_contact >= :cutoff",
-    ),
-    (
-        DeviceStatus::Compliant,
-        "status = 'compliant' AND last_contact >= :cutoff",
-    ),
+/// One group of the device table, and where its devices are found.
+pub(super) struct Group {
+    pub(super) status: DeviceStatus,
+    /// Its devices, as a condition on `devices`.
+    pub(super) devices: &'static str,
+    /// Its devices leaking on `:check`, as a condition on that check's rows
+    /// of `device_leaks`. `None` for the groups that never hold one: a
+    /// device that leaks on a check is graded leaky (or silent, once its
+    /// last contact is past the cutoff).
+    pub(super) leaking: Option<&'static str>,
+}
+
+/// The device table's groups, in its order. Within a group, devices are
+/// listed by hostname (ignoring ASCII case), which an index already keeps:
+/// `devices_in_table_order` per status, `devices_by_hostname` for the silent
+/// ones, and `device_leaks_in_table_order` for those leaking on a check.
+pub(super) const GROUPS: [Group; 4] = [
+    Group {
+        status: DeviceStatus::Leaky,
+        devices: "status = 'leaky' AND last_contact >= :cutoff",
+        leaking: Some("last_contact >= :cutoff"),
+    },
+    Group {
+        status: DeviceStatus::Silent,
+        devices: "last_contact < :cutoff",
+        leaking: Some("last_contact < :cutoff"),
+    },
+    Group {
+        status: DeviceStatus::Unknown,
+        devices: "status = 'unknown' AND last_contact >= :cutoff",
+        leaking: None,
+    },
+    Group {
+        status: DeviceStatus::Compliant,
+        devices: "status = 'compliant' AND last_contact >= :cutoff",
+        leaking: None,
+    },
 ];
 
-/// Keeps only devices that leak on `:check`.
-const FAILING_CHECK: &str = "id IN (SELECT device_id FROM device_leaks WHERE check_id = :check)";
+/// A page of the devices the condition on `devices` keeps.
+pub(super) fn page_sql(condition: &str) -> String {
+    format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE {condition}
+         ORDER BY lower(hostname), hostname, id LIMIT :limit OFFSET :offset"
+    )
+}
+
+/// The ids on a page of the devices leaking on `:check` whose rows of
+/// `device_leaks` the condition keeps.
+pub(super) fn leaking_page_sql(condition: &str) -> String {
+    format!(
+        "SELECT device_id FROM device_leaks WHERE check_id = :check AND {condition}
+         ORDER BY lower(hostname), hostname, device_id LIMIT :limit OFFSET :offset"
+    )
+}
+
+/// How many of the devices leaking on `:check` are silent.
+pub(super) const SILENT_LEAKING: &str =
+    "SELECT COUNT(*) FROM device_leaks WHERE check_id = :check AND last_contact < :cutoff";
 
 pub(super) fn fleet(connection: &Connection, query: &FleetQuery) -> Result<FleetPage, StoreError> {
     // One snapshot for the counts and the page, so they agree.
     let transaction = connection.unchecked_transaction()?;
     let cutoff = Ms(query.staleness.cutoff());
-    let summary = counts(&transaction, cutoff, None)?;
-    let failures_by_check = transaction
+    let summary = counts(&transaction, cutoff)?;
+    let failures_by_check: Vec<CheckFailures> = transaction
         .prepare_cached(
             "SELECT check_id, COUNT(*) FROM device_leaks
              GROUP BY check_id ORDER BY COUNT(*) DESC, check_id",
@@ -173,20 +214,20 @@ pub(super) fn fleet(connection: &Connection, query: &FleetQuery) -> Result<Fleet
         .collect::<Result<_, _>>()?;
 
     let filtered = match &query.check {
-        Some(check) => counts(&transaction, cutoff, Some(check))?,
+        Some(check) => leaking_counts(&transaction, cutoff, check, &failures_by_check)?,
         None => summary.clone(),
     };
-    let groups: Vec<(&str, u64)> = GROUPS
+    let groups: Vec<(&Group, u64)> = GROUPS
         .iter()
-        .filter(|(status, _)| query.status.is_none_or(|wanted| wanted == *status))
-        .map(|&(status, condition)| {
-            let size = match status {
+        .filter(|group| query.status.is_none_or(|wanted| wanted == group.status))
+        .map(|group| {
+            let size = match group.status {
                 DeviceStatus::Leaky => filtered.leaky,
                 DeviceStatus::Silent => filtered.silent,
                 DeviceStatus::Unknown => filtered.unknown,
                 DeviceStatus::Compliant => filtered.compliant,
             };
-            (condition, size)
+            (group, size)
         })
         .collect();
     let matching = groups.iter().map(|(_, size)| size).sum();
@@ -196,7 +237,7 @@ pub(super) fn fleet(connection: &Connection, query: &FleetQuery) -> Result<Fleet
     let mut skip = u64::from(page - 1) * u64::from(query.per_page);
     let mut wanted = u64::from(query.per_page);
     let mut devices = Vec::new();
-    for (condition, size) in groups {
+    for (group, size) in groups {
         if wanted == 0 {
             break;
         }
@@ -205,28 +246,25 @@ pub(super) fn fleet(connection: &Connection, query: &FleetQuery) -> Result<Fleet
             continue;
         }
         let take = wanted.min(size - skip);
-        let filter = match query.check {
-            Some(_) => format!("{condition} AND {FAILING_CHECK}"),
-            None => condition.to_owned(),
-        };
         let (limit, offset) = (as_sql(take)?, as_sql(skip)?);
-        let mut parameters: Vec<(&str, &dyn ToSql)> = vec![
-            (":cutoff", &cutoff),
-            (":limit", &limit),
-            (":offset", &offset),
-        ];
-        if let Some(check) = &query.check {
-            parameters.push((":check", check));
-        }
-        let rows: Vec<DeviceRow> = transaction
-            .prepare_cached(&format!(
-                "SELECT {DEVICE_COLUMNS} FROM devices WHERE {filter}
-                 ORDER BY lower(hostname), hostname, id LIMIT :limit OFFSET :offset"
-            ))?
-            .query_map(parameters.as_slice(), |row| {
-                device_row(row, query.staleness)
-            })?
-            .collect::<Result<_, _>>()?;
+        let rows = match &query.check {
+            None => transaction
+                .prepare_cached(&page_sql(group.devices))?
+                .query_map(
+                    named_params! { ":cutoff": cutoff, ":limit": limit, ":offset": offset },
+                    |row| device_row(row, query.staleness),
+                )?
+                .collect::<Result<_, _>>()?,
+            Some(check) => match group.leaking {
+                Some(condition) => {
+                    let page = named_params! {
+                        ":check": check, ":cutoff": cutoff, ":limit": limit, ":offset": offset,
+                    };
+                    leaking_page(&transaction, condition, page, query.staleness)?
+                }
+                None => Vec::new(),
+            },
+        };
         wanted -= take;
         skip = 0;
         devices.extend(rows);
@@ -241,26 +279,41 @@ pub(super) fn fleet(connection: &Connection, query: &FleetQuery) -> Result<Fleet
     })
 }
 
-/// Devices per status, of the whole fleet or of those failing `check`.
-fn counts(connection: &Connection, cutoff: Ms, check: Option<&str>) -> Result<Summary, StoreError> {
-    let filter = match check {
-        Some(_) => format!("WHERE {FAILING_CHECK}"),
-        None => String::new(),
-    };
-    let mut parameters: Vec<(&str, &dyn ToSql)> = vec![(":cutoff", &cutoff)];
-    if let Some(check) = &check {
-        parameters.push((":check", check));
+/// A page of the devices leaking on a check: their ids from `device_leaks`
+/// in table order, then each device by its id, so that the devices skipped
+/// to reach the page are never looked up.
+fn leaking_page(
+    connection: &Connection,
+    condition: &str,
+    page: &[(&str, &dyn ToSql)],
+    staleness: Staleness,
+) -> Result<Vec<DeviceRow>, StoreError> {
+    let ids: Vec<String> = connection
+        .prepare_cached(&leaking_page_sql(condition))?
+        .query_map(page, |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut device = connection.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"
+    ))?;
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in &ids {
+        rows.push(device.query_row([id], |row| device_row(row, staleness))?);
     }
+    Ok(rows)
+}
+
+/// Devices per status, over the whole fleet.
+fn counts(connection: &Connection, cutoff: Ms) -> Result<Summary, StoreError> {
     Ok(connection
-        .prepare_cached(&format!(
+        .prepare_cached(
             "SELECT COUNT(*),
                  COALESCE(SUM(CASE WHEN last_contact < :cutoff THEN 1 ELSE 0 END), 0),
                  COALESCE(SUM(CASE WHEN last_contact >= :cutoff AND status = 'leaky' THEN 1 ELSE 0 END), 0),
                  COALESCE(SUM(CASE WHEN last_contact >= :cutoff AND status = 'unknown' THEN 1 ELSE 0 END), 0),
                  COALESCE(SUM(CASE WHEN last_contact >= :cutoff AND status = 'compliant' THEN 1 ELSE 0 END), 0)
-             FROM devices {filter}"
-        ))?
-        .query_row(parameters.as_slice(), |row| {
+             FROM devices",
+        )?
+        .query_row(named_params! { ":cutoff": cutoff }, |row| {
             Ok(Summary {
                 total: count(row, 0)?,
                 silent: count(row, 1)?,
@@ -269,6 +322,32 @@ fn counts(connection: &Connection, cutoff: Ms, check: Option<&str>) -> Result<Su
                 compliant: count(row, 4)?,
             })
         })?)
+}
+
+/// Devices per status among those leaking on `check`: all of them, as
+/// `failures` counted them, less the silent ones (a range of an index),
+/// are leaky — see [`Group::leaking`].
+fn leaking_counts(
+    connection: &Connection,
+    cutoff: Ms,
+    check: &str,
+    failures: &[CheckFailures],
+) -> Result<Summary, StoreError> {
+    let total = failures
+        .iter()
+        .find(|failures| failures.check == check)
+        .map_or(0, |failures| failures.devices);
+    let silent = connection.prepare_cached(SILENT_LEAKING)?.query_row(
+        named_params! { ":check": check, ":cutoff": cutoff },
+        |row| count(row, 0),
+    )?;
+    Ok(Summary {
+        total,
+        silent,
+        leaky: total.saturating_sub(silent),
+        unknown: 0,
+        compliant: 0,
+    })
 }
 
 fn as_sql(count: u64) -> Result<i64, StoreError> {

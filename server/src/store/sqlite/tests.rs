@@ -276,6 +276,7 @@ async fn fleet_of_100k() {
             } else {
                 now - SignedDuration::from_mins((n % 600) as i64)
             };
+            let hostname = format!("host-{:06}", (n * 104_729) % DEVICES);
             transaction
                 .execute(
                     "INSERT INTO devices (id, public_key, hostname, os_family, os_name, os_version,
@@ -285,7 +286,7 @@ async fn fleet_of_100k() {
                     (
                         &id,
                         hex::encode([7; 32]),
-                        format!("host-{:06}", (n * 104_729) % DEVICES),
+                        &hostname,
                         Ms(now - SignedDuration::from_hours(24 * 30)),
                         Ms(last_contact),
                         status,
@@ -296,8 +297,9 @@ async fn fleet_of_100k() {
             for check in leaks {
                 transaction
                     .execute(
-                        "INSERT INTO device_leaks (device_id, check_id) VALUES (?1, ?2)",
-                        (&id, check),
+                        "INSERT INTO device_leaks (device_id, check_id, hostname, last_contact)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        (&id, check, &hostname, Ms(last_contact)),
                     )
                     .unwrap();
             }
@@ -323,6 +325,14 @@ async fn fleet_of_100k() {
         ("silent", query(Some(DeviceStatus::Silent), None, 1)),
         ("compliant", query(Some(DeviceStatus::Compliant), None, 1)),
         ("failing firewall", query(None, Some("firewall"), 1)),
+        (
+            "failing os-updates, page 150",
+            query(None, Some("os-updates"), 150),
+        ),
+        (
+            "silent, failing firewall",
+            query(Some(DeviceStatus::Silent), Some("firewall"), 1),
+        ),
     ];
     for (name, query) in cases {
         store.fleet(&query).await.unwrap();
@@ -344,4 +354,137 @@ async fn fleet_of_100k() {
             "{name} took {each:?}, the target is < 200 ms"
         );
     }
+}
+
+#[test]
+fn the_fleet_filtered_by_a_check_is_read_from_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shipshape.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let connection = connect(&path, Role::Reader).unwrap();
+    let plan = |sql: &str| -> String {
+        let mut explain = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let mut rows = explain.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("\n")
+    };
+    let mut filtered = 0;
+    for group in &read::GROUPS {
+        let page = plan(&read::page_sql(group.devices));
+        assert!(!page.contains("TEMP B-TREE"), "{:?}: {page}", group.status);
+        if let Some(condition) = group.leaking {
+            let page = plan(&read::leaking_page_sql(condition));
+            assert!(
+                page.contains("USING COVERING INDEX device_leaks_in_table_order (check_id=?)")
+                    && !page.contains("SCAN")
+                    && !page.contains("TEMP B-TREE"),
+                "{:?}: {page}",
+                group.status
+            );
+            filtered += 1;
+        }
+    }
+    assert_eq!(filtered, 2, "the leaky and the silent group");
+    let silent = plan(read::SILENT_LEAKING);
+    assert!(
+        silent.contains(
+            "USING COVERING INDEX device_leaks_by_contact (check_id=? AND last_contact<?)"
+        ) && !silent.contains("SCAN"),
+        "{silent}"
+    );
+}
+
+#[tokio::test]
+async fn leaks_stored_before_version_2_are_found_by_the_check_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shipshape.db");
+    let recently = t0() - SignedDuration::from_hours(1);
+    let long_ago = t0() - SignedDuration::from_hours(24 * 5);
+    {
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version BIGINT PRIMARY KEY,
+                     applied_at BIGINT NOT NULL
+                 );
+                 INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0);",
+            )
+            .unwrap();
+        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        for (id, hostname, last_contact, leaks) in [
+            ("1", "zulu", recently, &["firewall", "os-updates"][..]),
+            ("2", "Yankee", long_ago, &["firewall"][..]),
+            ("3", "xray", recently, &[][..]),
+        ] {
+            let status = if leaks.is_empty() {
+                "compliant"
+            } else {
+                "leaky"
+            };
+            connection
+                .execute(
+                    "INSERT INTO devices (id, public_key, hostname, os_family, os_name,
+                         enrolled_at, last_seen, last_contact, status, leaking_checks, findings_json)
+                     VALUES (?1, ?2, ?3, 'linux', 'Debian', ?4, ?4, ?4, ?5, ?6, '[]')",
+                    (
+                        id,
+                        hex::encode([7; 32]),
+                        hostname,
+                        Ms(last_contact),
+                        status,
+                        serde_json::to_string(leaks).unwrap(),
+                    ),
+                )
+                .unwrap();
+            for check in leaks {
+                connection
+                    .execute(
+                        "INSERT INTO device_leaks (device_id, check_id) VALUES (?1, ?2)",
+                        (id, check),
+                    )
+                    .unwrap();
+            }
+        }
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    let filtered = |check: &str| FleetQuery {
+        status: None,
+        check: Some(check.to_owned()),
+        page: 1,
+        per_page: 50,
+        staleness: Staleness {
+            now: t0(),
+            stale_after: SignedDuration::from_hours(48),
+        },
+    };
+    let page = store.fleet(&filtered("firewall")).await.unwrap();
+    let table: Vec<(&str, DeviceStatus)> = page
+        .devices
+        .iter()
+        .map(|row| (row.hostname.as_str(), row.status))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            ("zulu", DeviceStatus::Leaky),
+            ("Yankee", DeviceStatus::Silent)
+        ]
+    );
+    assert_eq!(page.matching, 2);
+    let failures: Vec<(&str, u64)> = page
+        .failures_by_check
+        .iter()
+        .map(|failures| (failures.check.as_str(), failures.devices))
+        .collect();
+    assert_eq!(failures, [("firewall", 2), ("os-updates", 1)]);
+    let page = store.fleet(&filtered("os-updates")).await.unwrap();
+    assert_eq!(page.devices.len(), 1);
+    assert_eq!(page.devices[0].hostname, "zulu");
 }

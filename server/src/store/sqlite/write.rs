@@ -132,6 +132,12 @@ pub(super) fn record_report(
             to_json("findings", &grade.findings)?,
             &report.id,
         ))?;
+    // The fleet filtered by a check reads these copies instead of the device.
+    connection
+        .prepare_cached(
+            "UPDATE device_leaks SET hostname = ?2, last_contact = ?3 WHERE device_id = ?1",
+        )?
+        .execute((&report.device_id, &host.hostname, Ms(report.received_at)))?;
     connection
         .prepare_cached(
             "INSERT INTO reports (id, device_id, received_at, status, leaking_checks,
@@ -220,7 +226,9 @@ fn check_state(connection: &Connection, device_id: &str) -> Result<CheckState, S
 }
 
 /// Persists what changed between `previous` and `grade`: clocks, leaks and
-/// the transitions (caused by `report_id`, or by a policy change).
+/// the transitions (caused by `report_id`, or by a policy change). Called
+/// once the device row is up to date: new leaks copy its hostname and last
+/// contact.
 fn save_state(
     connection: &Connection,
     device_id: &str,
@@ -244,8 +252,12 @@ fn save_state(
         connection
             .prepare_cached("DELETE FROM device_leaks WHERE device_id = ?1")?
             .execute([device_id])?;
-        let mut insert = connection
-            .prepare_cached("INSERT INTO device_leaks (device_id, check_id) VALUES (?1, ?2)")?;
+        // With the device's hostname and last contact, as the device row
+        // holds them by now.
+        let mut insert = connection.prepare_cached(
+            "INSERT INTO device_leaks (device_id, check_id, hostname, last_contact)
+             SELECT id, ?2, hostname, last_contact FROM devices WHERE id = ?1",
+        )?;
         for check in &grade.state.leaking {
             insert.execute((device_id, check.as_str()))?;
         }
