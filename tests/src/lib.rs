@@ -179,6 +179,8 @@ pub struct Server {
     process: Option<Process>,
     /// `serve`'s policy argument, given again on a restart.
     policy: Option<PathBuf>,
+    /// The `--config` file, given again on a restart.
+    config: Option<PathBuf>,
     /// How many times the server was started: each run logs to its own file.
     runs: usize,
     /// Holds the database; removed when the server is dropped.
@@ -188,15 +190,21 @@ pub struct Server {
 impl Server {
     /// Starts a server grading with the built-in policy.
     pub fn start() -> Server {
-        Server::start_with(None)
+        Server::start_with(None, None)
     }
 
     /// Starts a server grading with `policy` (TOML text).
     pub fn with_policy(policy: &str) -> Server {
-        Server::start_with(Some(policy))
+        Server::start_with(Some(policy), None)
     }
 
-    fn start_with(policy: Option<&str>) -> Server {
+    /// Starts a server grading with `policy`, with the config file `config`
+    /// (TOML text: `rate-limit = 0`, …).
+    pub fn with_policy_and_config(policy: &str, config: &str) -> Server {
+        Server::start_with(Some(policy), Some(config))
+    }
+
+    fn start_with(policy: Option<&str>, config: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory for the server");
         let db = format!("sqlite:{}", dir.path().join("shipshape.db").display());
         let policy = policy.map(|policy| {
@@ -204,11 +212,17 @@ impl Server {
             std::fs::write(&path, policy).expect("write the server's policy");
             path
         });
+        let config = config.map(|config| {
+            let path = dir.path().join("server.toml");
+            std::fs::write(&path, config).expect("write the server's config");
+            path
+        });
         let mut server = Server {
             url: String::new(),
             db,
             process: None,
             policy,
+            config,
             runs: 0,
             dir,
         };
@@ -219,6 +233,9 @@ impl Server {
     /// Starts `serve` on `listen`; returns the URL it announced.
     fn serve(&mut self, listen: &str) -> String {
         let mut serve = command(binary("shipshape-server"));
+        if let Some(config) = &self.config {
+            serve.arg("--config").arg(config);
+        }
         serve.args(["serve", "--listen", listen, "--db", &self.db]);
         if let Some(policy) = &self.policy {
             serve.arg("--policy").arg(policy);
@@ -314,6 +331,59 @@ impl Server {
         self.admin_json(&format!("/v1/devices/{id}"), admin_token)
     }
 
+    /// The device's reports as the server lists them (its latest 50),
+    /// newest first.
+    pub fn stored_reports(&self, admin_token: &str, device_id: &str) -> Vec<StoredReport> {
+        self.device(admin_token, device_id)["reports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|report| StoredReport {
+                id: report["id"]
+                    .as_str()
+                    .expect("a listed report has an id")
+                    .to_owned(),
+                received_at: report["received_at"]
+                    .as_str()
+                    .and_then(|at| at.parse().ok())
+                    .unwrap_or_else(|| panic!("a listed report has a received_at: {report}")),
+            })
+            .collect()
+    }
+
+    /// Asserts the server stored exactly `expected` for the device — each
+    /// report once, none other — and received them in the order they were
+    /// made (report ids are UUID v7: they sort in that order).
+    pub fn assert_delivered_once_in_order(
+        &self,
+        admin_token: &str,
+        device_id: &str,
+        expected: &[String],
+    ) {
+        let mut stored = self.stored_reports(admin_token, device_id);
+        stored.sort_by(|a, b| a.id.cmp(&b.id));
+        let ids: Vec<&str> = stored.iter().map(|report| report.id.as_str()).collect();
+        let mut expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(
+            ids,
+            expected,
+            "the server stores each report made exactly once\nserver log:\n{}",
+            self.stderr()
+        );
+        for pair in stored.windows(2) {
+            assert!(
+                pair[0].received_at <= pair[1].received_at,
+                "report {} (made first) was received at {}, after report {} at {}",
+                pair[0].id,
+                pair[0].received_at,
+                pair[1].id,
+                pair[1].received_at
+            );
+        }
+    }
+
     fn admin_json(&self, path: &str, admin_token: &str) -> Value {
         let answer = self.get_admin(path, admin_token);
         assert_eq!(
@@ -369,6 +439,13 @@ impl Server {
     }
 }
 
+/// A report as the server lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReport {
+    pub id: String,
+    pub received_at: jiff::Timestamp,
+}
+
 /// A `shipshape` agent with its own configuration and state directories,
 /// so it neither reads nor changes the machine's real enrollment.
 #[derive(Debug)]
@@ -412,6 +489,67 @@ impl Agent {
         ]))
     }
 
+    /// `shipshape enroll` with the server at `url` (a proxy in front of it);
+    /// returns the device id it was given.
+    pub fn enroll_at(&self, url: &str, enroll_token: &str) -> String {
+        let output = run_ok(self.command().args([
+            "enroll",
+            "--server",
+            url,
+            "--token",
+            enroll_token,
+            "--key-store",
+            "file",
+        ]));
+        let text = String::from_utf8_lossy(&output.stdout);
+        let prefix = format!("enrolled with {url} as device ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("`shipshape enroll` named no device id:\n{text}"))
+            .to_owned()
+    }
+
+    /// Adds a `[delivery]` table to `agent.toml` (after enrolling): `table`
+    /// is its keys, e.g. `retry-delays = ["50ms"]`.
+    pub fn set_delivery(&self, table: &str) {
+        let path = self.dir.path().join("config").join("agent.toml");
+        let mut config = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("enroll before set_delivery: {error}"));
+        config.push_str("\n[delivery]\n");
+        config.push_str(table);
+        config.push('\n');
+        std::fs::write(&path, config).expect("write agent.toml");
+    }
+
+    /// The agent's state directory (`SHIPSHAPE_STATE_DIR`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The ids of the reports waiting in the outbox, oldest first.
+    pub fn outbox(&self) -> Vec<String> {
+        report_files(&self.state_dir().join("outbox"))
+    }
+
+    /// The ids of the reports the server refused for good (`outbox/rejected/`).
+    pub fn rejected(&self) -> Vec<String> {
+        report_files(&self.state_dir().join("outbox").join("rejected"))
+    }
+
+    /// `shipshape report`, run to completion: the exit code must be the
+    /// grade (0 or 1), never 2, whatever the network did.
+    pub fn report(&self) -> Output {
+        let output = self.run(&["report"]);
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "shipshape report ({}):\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
     /// `shipshape ARGS`, run to completion whatever its exit code.
     pub fn run(&self, args: &[&str]) -> Output {
         let mut command = self.command();
@@ -420,6 +558,40 @@ impl Agent {
             .output()
             .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
     }
+}
+
+/// The report ids (`<id>.json`) in an outbox directory, sorted: the agent's
+/// temporary files (`.…tmp`) and the reasons beside rejected reports are not reports.
+fn report_files(dir: &Path) -> Vec<String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(error) => panic!("cannot list {}: {error}", dir.display()),
+    };
+    let mut ids: Vec<String> = entries
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|error| panic!("cannot list {}: {error}", dir.display()))
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| !name.starts_with('.') && !name.ends_with(".reason.json"))
+        .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The id of the report a `shipshape report` run made, from its output
+/// ("report ID delivered to …", "report ID queued: …").
+pub fn report_id(output: &Output) -> String {
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .filter_map(|line| line.strip_prefix("report "))
+        .find_map(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("`shipshape report` named no report:\n{text}"))
+        .to_owned()
 }
 
 /// What the real agent observes on this machine, taken once per test run:
@@ -530,22 +702,35 @@ severity = "critical"
 
 /// A blocking HTTP client for plain HTTP on loopback (rustls with ring is
 /// there for the agent's HTTPS; installing it once keeps reqwest happy).
+/// One client for the whole test binary — building one costs milliseconds
+/// and a thread — that opens a new connection for every request, as the
+/// agent's separate runs do, so that no request rides a connection to a
+/// server that was killed since.
 pub fn http_client() -> reqwest::blocking::Client {
-    // Err means a provider is installed already, which is all we need.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| client_builder().build().expect("an HTTP client"))
+        .clone()
 }
 
 /// Like [`http_client`], but a redirect is an answer: the test sees the
 /// `303` and the cookie of `POST /login`.
 pub fn http_client_without_redirects() -> reqwest::blocking::Client {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            client_builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client")
+        })
+        .clone()
+}
+
+fn client_builder() -> reqwest::blocking::ClientBuilder {
+    // Err means a provider is installed already, which is all we need.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("an HTTP client")
+        .pool_max_idle_per_host(0)
 }

@@ -33,6 +33,10 @@ pub struct Faults {
     /// Exchanges wait at the proxy while this holds; [`Proxy::wait_held`]
     /// tells when one arrived.
     pub hold: Option<Hold>,
+    /// Only requests whose `METHOD PATH` starts with this are held:
+    /// `"POST "` (reports and heartbeats), `"GET /v1/policy"`; any request
+    /// when `None`.
+    pub hold_only: Option<&'static str>,
     /// Every answer waits this long before it is sent.
     pub delay: Duration,
     /// The chance that the request is cut halfway on its way to the server
@@ -76,6 +80,8 @@ pub struct Exchange {
     pub method: String,
     /// Path and query.
     pub path: String,
+    /// The request's body, as the agent sent it.
+    pub body: Vec<u8>,
     pub outcome: Outcome,
 }
 
@@ -126,14 +132,33 @@ pub struct Proxy {
 #[derive(Debug)]
 struct Shared {
     upstream: Mutex<String>,
-    faults: Mutex<Faults>,
-    /// Notified when `faults` change or an exchange starts waiting.
+    control: Mutex<Control>,
+    /// Notified when the faults change or an exchange starts waiting.
     changed: Condvar,
-    held: AtomicUsize,
     rng: Mutex<SplitMix64>,
     log: Mutex<Vec<Exchange>>,
     connections: AtomicUsize,
     stopping: AtomicBool,
+}
+
+/// What the test controls, under one lock.
+#[derive(Debug, Default)]
+struct Control {
+    faults: Faults,
+    /// Counts the calls of [`Proxy::set_faults`].
+    generation: u64,
+    /// The generation in force when each held exchange arrived.
+    held: Vec<u64>,
+}
+
+impl Control {
+    /// Exchanges held under the current faults.
+    fn held_now(&self) -> usize {
+        self.held
+            .iter()
+            .filter(|generation| **generation == self.generation)
+            .count()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,9 +174,8 @@ impl Proxy {
         let address = listener.local_addr().expect("the proxy's address");
         let shared = Arc::new(Shared {
             upstream: Mutex::new(authority(upstream)),
-            faults: Mutex::new(Faults::default()),
+            control: Mutex::new(Control::default()),
             changed: Condvar::new(),
-            held: AtomicUsize::new(0),
             rng: Mutex::new(SplitMix64(seed)),
             log: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
@@ -181,7 +205,9 @@ impl Proxy {
     /// Changes the faults from the next exchange on; held exchanges go on
     /// when the new faults no longer hold them.
     pub fn set_faults(&self, faults: Faults) {
-        *lock(&self.shared.faults) = faults;
+        let mut control = lock(&self.shared.control);
+        control.faults = faults;
+        control.generation += 1;
         self.shared.changed.notify_all();
     }
 
@@ -195,28 +221,30 @@ impl Proxy {
         lock(&self.shared.log).clone()
     }
 
-    /// Waits until at least `count` exchanges are held; false after `timeout`.
+    /// Waits until at least `count` exchanges that arrived since the faults
+    /// were last set are held (not ones an earlier hold released that have
+    /// yet to move on); false after `timeout`.
     pub fn wait_held(&self, count: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut faults = lock(&self.shared.faults);
-        while self.shared.held.load(Ordering::SeqCst) < count {
+        let mut control = lock(&self.shared.control);
+        while control.held_now() < count {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            faults = self
+            control = self
                 .shared
                 .changed
-                .wait_timeout(faults, left)
+                .wait_timeout(control, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
         true
     }
 
-    /// How many exchanges are held now.
+    /// How many exchanges that arrived since the faults were last set are held now.
     pub fn held(&self) -> usize {
-        self.shared.held.load(Ordering::SeqCst)
+        lock(&self.shared.control).held_now()
     }
 }
 
@@ -251,6 +279,7 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
             let mut exchange = Exchange {
                 method: String::new(),
                 path: String::new(),
+                body: Vec::new(),
                 outcome: Outcome::Abandoned,
             };
             exchange.outcome = serve(&shared, stream, &mut exchange).unwrap_or(Outcome::Abandoned);
@@ -418,7 +447,7 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
 fn serve(shared: &Shared, client: TcpStream, exchange: &mut Exchange) -> io::Result<Outcome> {
     client.set_read_timeout(Some(IO_TIMEOUT))?;
     client.set_write_timeout(Some(IO_TIMEOUT))?;
-    let faults = lock(&shared.faults).clone();
+    let faults = lock(&shared.control).faults.clone();
     if faults.down {
         // Counted as a connection, not logged as an exchange.
         client.shutdown(Shutdown::Both).ok();
@@ -429,10 +458,13 @@ fn serve(shared: &Shared, client: TcpStream, exchange: &mut Exchange) -> io::Res
     let mut words = request.start.split(' ');
     exchange.method = words.next().unwrap_or_default().to_owned();
     exchange.path = words.next().unwrap_or_default().to_owned();
+    exchange.body.clone_from(&request.body);
+    let arrived = lock(&shared.control).generation;
     let mut client = client;
 
-    wait_while_held(shared, Hold::Requests)?;
-    let faults = lock(&shared.faults).clone();
+    let request_line = format!("{} {}", exchange.method, exchange.path);
+    wait_while_held(shared, Hold::Requests, &request_line, arrived)?;
+    let faults = lock(&shared.control).faults.clone();
     let (drop_request, fail_before, drop_response, fail_after) = {
         let mut rng = lock(&shared.rng);
         (
@@ -475,7 +507,7 @@ fn serve(shared: &Shared, client: TcpStream, exchange: &mut Exchange) -> io::Res
     let mut response = read_message(&mut BufReader::new(server), true)?;
     let status = response.status();
 
-    wait_while_held(shared, Hold::Answers)?;
+    wait_while_held(shared, Hold::Answers, &request_line, arrived)?;
     thread::sleep(faults.delay);
     let has_body = !matches!(status, 100..=199 | 204 | 304);
     if drop_response {
@@ -501,21 +533,31 @@ fn serve(shared: &Shared, client: TcpStream, exchange: &mut Exchange) -> io::Res
     Ok(outcome)
 }
 
-/// Waits while the faults hold exchanges at `stage`; `Err` when the proxy stops.
-fn wait_while_held(shared: &Shared, stage: Hold) -> io::Result<()> {
-    let mut faults = lock(&shared.faults);
-    if faults.hold != Some(stage) {
+/// Waits while the faults hold `request` (`METHOD PATH`) at `stage`; `Err`
+/// when the proxy stops. `arrived` is the generation of the faults when the
+/// request arrived.
+fn wait_while_held(shared: &Shared, stage: Hold, request: &str, arrived: u64) -> io::Result<()> {
+    let mut control = lock(&shared.control);
+    let held = |faults: &Faults| {
+        faults.hold == Some(stage)
+            && faults
+                .hold_only
+                .is_none_or(|only| request.starts_with(only))
+    };
+    if !held(&control.faults) {
         return Ok(());
     }
-    shared.held.fetch_add(1, Ordering::SeqCst);
+    control.held.push(arrived);
     shared.changed.notify_all();
-    while faults.hold == Some(stage) && !shared.stopping.load(Ordering::SeqCst) {
-        faults = shared
+    while held(&control.faults) && !shared.stopping.load(Ordering::SeqCst) {
+        control = shared
             .changed
-            .wait(faults)
+            .wait(control)
             .unwrap_or_else(PoisonError::into_inner);
     }
-    shared.held.fetch_sub(1, Ordering::SeqCst);
+    if let Some(at) = control.held.iter().position(|held| *held == arrived) {
+        control.held.swap_remove(at);
+    }
     if shared.stopping.load(Ordering::SeqCst) {
         return Err(io::Error::other("the proxy stopped"));
     }

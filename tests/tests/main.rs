@@ -4,8 +4,13 @@
 //! first: `cargo build --workspace --bins` (scripts/test.sh does).
 
 mod agent;
+mod agent_kill;
+mod breaker;
 mod browser;
 mod escaping;
+mod flaky;
+mod outage;
+mod policy_push;
 mod proxy;
 mod regrade;
 mod rejections;
