@@ -384,6 +384,15 @@ impl Server {
         }
     }
 
+    /// The value of one series of `GET /metrics` (`name{labels}` as the
+    /// server writes it); `None` when the server does not show it.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+    }
+
     fn admin_json(&self, path: &str, admin_token: &str) -> Value {
         let answer = self.get_admin(path, admin_token);
         assert_eq!(

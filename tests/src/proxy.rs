@@ -82,6 +82,8 @@ pub struct Exchange {
     pub path: String,
     /// The request's body, as the agent sent it.
     pub body: Vec<u8>,
+    /// When the proxy had read the whole request.
+    pub arrived: Instant,
     pub outcome: Outcome,
 }
 
@@ -280,6 +282,7 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
                 method: String::new(),
                 path: String::new(),
                 body: Vec::new(),
+                arrived: Instant::now(),
                 outcome: Outcome::Abandoned,
             };
             exchange.outcome = serve(&shared, stream, &mut exchange).unwrap_or(Outcome::Abandoned);
@@ -459,6 +462,7 @@ fn serve(shared: &Shared, client: TcpStream, exchange: &mut Exchange) -> io::Res
     exchange.method = words.next().unwrap_or_default().to_owned();
     exchange.path = words.next().unwrap_or_default().to_owned();
     exchange.body.clone_from(&request.body);
+    exchange.arrived = Instant::now();
     let arrived = lock(&shared.control).generation;
     let mut client = client;
 

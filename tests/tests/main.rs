@@ -12,6 +12,7 @@ mod flaky;
 mod outage;
 mod policy_push;
 mod proxy;
+mod rate_limit;
 mod regrade;
 mod rejections;
 mod reports;

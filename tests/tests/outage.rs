@@ -72,3 +72,36 @@ fn reports_queue_while_the_server_is_down_and_each_is_delivered_once_when_it_is_
     made.push(report_id(&again));
     server.assert_delivered_once_in_order(&admin, &device, &made);
 }
+
+#[test]
+fn a_full_outbox_drops_the_oldest_reports_and_the_next_report_says_how_many() {
+    let mut server = Server::with_policy(&leaky_policy(sample().os_id()));
+    let admin = server.create_token("--admin");
+    let enroll = server.create_token("--enroll");
+    let agent = Agent::new();
+    let device = agent.enroll_at(server.url(), &enroll);
+    agent.set_delivery("retry-delays = [\"10ms\"]\nbreaker-failures = 100\noutbox-max-reports = 3");
+    let mut made = vec![report_id(&agent.report())];
+
+    server.kill();
+    for _ in 0..5 {
+        made.push(report_id(&agent.report()));
+    }
+    // The three newest wait; the two oldest were dropped.
+    assert_eq!(agent.outbox(), made[3..]);
+
+    server.restart();
+    made.push(report_id(&agent.report()));
+    assert_eq!(agent.outbox(), Vec::<String>::new());
+    // Making the last report dropped one more to stay within three: the
+    // three newest arrive, and the server hears of the three dropped.
+    let mut delivered = vec![made[0].clone()];
+    delivered.extend_from_slice(&made[4..]);
+    server.assert_delivered_once_in_order(&admin, &device, &delivered);
+    assert_eq!(
+        server.metric("shipshape_reports_dropped_by_agents_total"),
+        Some(3.0),
+        "{}",
+        server.metrics()
+    );
+}
