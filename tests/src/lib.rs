@@ -360,6 +360,27 @@ impl Server {
         device_id: &str,
         expected: &[String],
     ) {
+        let stored = self.assert_delivered_once(admin_token, device_id, expected);
+        for pair in stored.windows(2) {
+            assert!(
+                pair[0].received_at <= pair[1].received_at,
+                "report {} (made first) was received at {}, after report {} at {}",
+                pair[0].id,
+                pair[0].received_at,
+                pair[1].id,
+                pair[1].received_at
+            );
+        }
+    }
+
+    /// Asserts the server stored exactly `expected` for the device, each
+    /// report once and none other; returns them, oldest first.
+    pub fn assert_delivered_once(
+        &self,
+        admin_token: &str,
+        device_id: &str,
+        expected: &[String],
+    ) -> Vec<StoredReport> {
         let mut stored = self.stored_reports(admin_token, device_id);
         stored.sort_by(|a, b| a.id.cmp(&b.id));
         let ids: Vec<&str> = stored.iter().map(|report| report.id.as_str()).collect();
@@ -372,16 +393,7 @@ impl Server {
             "the server stores each report made exactly once\nserver log:\n{}",
             self.stderr()
         );
-        for pair in stored.windows(2) {
-            assert!(
-                pair[0].received_at <= pair[1].received_at,
-                "report {} (made first) was received at {}, after report {} at {}",
-                pair[0].id,
-                pair[0].received_at,
-                pair[1].id,
-                pair[1].received_at
-            );
-        }
+        stored
     }
 
     /// The value of one series of `GET /metrics` (`name{labels}` as the

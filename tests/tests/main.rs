@@ -10,6 +10,7 @@ mod browser;
 mod escaping;
 mod flaky;
 mod outage;
+mod overlap;
 mod policy_push;
 mod proxy;
 mod rate_limit;
