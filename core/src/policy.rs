@@ -138,8 +138,13 @@ impl Policy {
                 message,
             }
         };
-        let file: PolicyFile = toml::from_str(text)
-            .map_err(|error| locate(error.span(), error.message().to_owned()))?;
+        let file: PolicyFile = toml::from_str(text).map_err(|error| {
+            let message = match error.message() {
+                "" => unexpected_character(text, error.span()),
+                message => message.to_owned(),
+            };
+            locate(error.span(), message)
+        })?;
         file.checks
             .validate()
             .map_err(|(span, message)| locate(Some(span), message))?;
@@ -239,6 +244,20 @@ fn exception_date(value: &toml::value::Datetime) -> Result<Date, String> {
         _ => Err(format!(
             "`expires` must be a plain date such as 2027-03-31, not `{value}`"
         )),
+    }
+}
+
+/// What to say where the TOML parser says nothing, as it does for a control
+/// character in a comment: name the character it stopped at.
+fn unexpected_character(text: &str, span: Option<Range<usize>>) -> String {
+    let found = span.and_then(|span| text.get(span.start..)?.chars().next());
+    match found {
+        Some(found) if found.is_control() => format!(
+            "unexpected control character U+{:04X}: TOML allows no control character but tab, not even in a comment",
+            u32::from(found)
+        ),
+        Some(found) => format!("unexpected character `{found}`"),
+        None => "unexpected end of the policy".to_owned(),
     }
 }
 

@@ -202,3 +202,28 @@ fn empty_platforms_is_an_error() {
         error.message
     );
 }
+
+/// Found by `fuzz/` (target `policy`): the TOML parser reports a control
+/// character in a comment with an empty message, which left the error as a
+/// bare `test.toml:2:2: `.
+#[test]
+fn control_character_in_a_comment_is_named() {
+    for (text, at, code) in [
+        ("#\0", (1, 2), "U+0000"),
+        (
+            "leak-severity = \"high\"\n# pasted \u{1b}[31m\n",
+            (2, 10),
+            "U+001B",
+        ),
+        ("# stray\r\n#\r", (2, 2), "U+000D"),
+    ] {
+        let error = parse(text).unwrap_err();
+        assert_eq!((error.line, error.column), at, "{text:?}");
+        assert!(
+            error
+                .message
+                .starts_with(&format!("unexpected control character {code}: ")),
+            "{text:?}: {error}"
+        );
+    }
+}
