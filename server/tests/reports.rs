@@ -2,7 +2,8 @@
 //! receipt; every kind of bad request is refused with the right status, a
 //! body that says why, and nothing stored.
 
-use axum::http::{Method, StatusCode};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use ed25519_dalek::SigningKey;
 use jiff::{SignedDuration, Timestamp};
 use shipshape_core::wire::{DeviceStatus, Receipt};
@@ -64,22 +65,16 @@ async fn a_retry_gets_the_same_receipt_and_stores_nothing_twice() {
     );
 }
 
-/// Sends `signed` (with `body` when given instead of the signed one) and
-/// checks the status, that the error mentions `says`, and that the device's
-/// stored state did not change.
+/// Sends `request` and checks the status, that the error mentions `says`,
+/// and that the device's stored state did not change.
 async fn refused(
     server: &Server,
     device: &Device,
-    signed: &Signed,
-    body: Option<Vec<u8>>,
+    request: Request<Body>,
     status: StatusCode,
     says: &str,
 ) {
     let before = server.detail(device).await;
-    let request = match body {
-        Some(body) => signed.request_with_body(body),
-        None => signed.request(),
-    };
     let answer = server.send(request).await;
     assert_eq!(answer.status, status, "{says}: {}", answer.text());
     assert!(
@@ -97,25 +92,42 @@ async fn refused(
     );
 }
 
+/// Sends `signed` as it is and checks it is refused as unauthorized, as
+/// [`refused`] does.
+async fn unauthorized(server: &Server, device: &Device, signed: &Signed, says: &str) {
+    refused(
+        server,
+        device,
+        signed.request(),
+        StatusCode::UNAUTHORIZED,
+        says,
+    )
+    .await;
+}
+
 fn report_body(hostname: &str) -> Vec<u8> {
     serde_json::to_vec(&leaky_submission(hostname)).unwrap()
+}
+
+/// A report from `ada-laptop` signed by `device`, for a test to bend.
+fn signed_report(device: &Device) -> Signed {
+    Signed::new(
+        device,
+        Method::POST,
+        "/v1/reports",
+        report_body("ada-laptop"),
+    )
 }
 
 #[tokio::test]
 async fn a_tampered_body_is_refused() {
     let server = Server::start().await;
     let device = server.enroll("ada-laptop").await;
-    let signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let signed = signed_report(&device);
     refused(
         &server,
         &device,
-        &signed,
-        Some(report_body("eve-laptop")),
+        signed.request_with_body(report_body("eve-laptop")),
         StatusCode::UNAUTHORIZED,
         "content-digest does not match the body",
     )
@@ -126,83 +138,31 @@ async fn a_tampered_body_is_refused() {
 async fn a_forged_signature_is_refused() {
     let server = Server::start().await;
     let device = server.enroll("ada-laptop").await;
-    let mut signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let mut signed = signed_report(&device);
     signed.key = SigningKey::from_bytes(&random_bytes());
-    refused(
-        &server,
-        &device,
-        &signed,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "does not verify with the key",
-    )
-    .await;
+    unauthorized(&server, &device, &signed, "does not verify with the key").await;
 }
 
 #[tokio::test]
 async fn a_signature_for_another_url_is_refused() {
     let server = Server::start().await;
     let device = server.enroll("ada-laptop").await;
-    let mut signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let mut signed = signed_report(&device);
     signed.signed_uri = "http://other.example/v1/reports".to_owned();
-    refused(
-        &server,
-        &device,
-        &signed,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "does not verify with the key",
-    )
-    .await;
+    unauthorized(&server, &device, &signed, "does not verify with the key").await;
 }
 
 #[tokio::test]
 async fn a_replayed_nonce_is_refused() {
     let server = Server::start().await;
     let device = server.enroll("ada-laptop").await;
-    let signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let signed = signed_report(&device);
     assert_eq!(server.send(signed.request()).await.status, StatusCode::OK);
     // The very same request again, and a new report under the same nonce.
-    refused(
-        &server,
-        &device,
-        &signed,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "nonce was used before",
-    )
-    .await;
-    let mut again = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    unauthorized(&server, &device, &signed, "nonce was used before").await;
+    let mut again = signed_report(&device);
     again.nonce = signed.nonce.clone();
-    refused(
-        &server,
-        &device,
-        &again,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "nonce was used before",
-    )
-    .await;
+    unauthorized(&server, &device, &again, "nonce was used before").await;
     assert_eq!(server.detail(&device).await.unwrap().reports.len(), 1);
 }
 
@@ -210,32 +170,11 @@ async fn a_replayed_nonce_is_refused() {
 async fn a_signature_created_too_long_ago_or_ahead_is_refused() {
     let server = Server::start().await;
     let device = server.enroll("ada-laptop").await;
-    let mut signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let mut signed = signed_report(&device);
     signed.created = Timestamp::now().as_second() - 600;
-    refused(
-        &server,
-        &device,
-        &signed,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "more than the 300s allowed",
-    )
-    .await;
+    unauthorized(&server, &device, &signed, "more than the 300s allowed").await;
     signed.created = Timestamp::now().as_second() + 600;
-    refused(
-        &server,
-        &device,
-        &signed,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "in the future",
-    )
-    .await;
+    unauthorized(&server, &device, &signed, "in the future").await;
 }
 
 #[tokio::test]
@@ -249,43 +188,17 @@ async fn a_revoked_device_is_refused() {
             .await
             .unwrap()
     );
-    let signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
-    refused(
-        &server,
-        &device,
-        &signed,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "was revoked",
-    )
-    .await;
+    let signed = signed_report(&device);
+    unauthorized(&server, &device, &signed, "was revoked").await;
 }
 
 #[tokio::test]
 async fn an_unknown_key_id_is_refused() {
     let server = Server::start().await;
     let device = server.enroll("ada-laptop").await;
-    let mut signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let mut signed = signed_report(&device);
     signed.keyid = "00000000-0000-0000-0000-000000000000".to_owned();
-    refused(
-        &server,
-        &device,
-        &signed,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "unknown key id",
-    )
-    .await;
+    unauthorized(&server, &device, &signed, "unknown key id").await;
 }
 
 #[tokio::test]
@@ -304,12 +217,7 @@ async fn missing_signature_headers_are_refused() {
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.error().error, "request has no content-digest header");
 
-    let signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let signed = signed_report(&device);
     let mut without_signature = signed.request();
     without_signature.headers_mut().remove("signature");
     let answer = server.send(without_signature).await;
@@ -342,8 +250,7 @@ async fn a_body_over_one_mebibyte_is_refused() {
     refused(
         &server,
         &device,
-        &signed,
-        None,
+        signed.request(),
         StatusCode::PAYLOAD_TOO_LARGE,
         "larger than",
     )
@@ -418,12 +325,7 @@ async fn a_report_id_of_another_device_is_a_conflict() {
 async fn rejections_are_counted_by_reason() {
     let server = Server::start().await;
     let device = server.enroll("ada-laptop").await;
-    let mut signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let mut signed = signed_report(&device);
     signed.key = SigningKey::from_bytes(&random_bytes());
     server.send(signed.request()).await;
     let metrics = server.get("/metrics").await.text();
@@ -442,30 +344,12 @@ async fn behind_a_proxy_the_public_url_is_what_is_signed() {
     })
     .await;
     let device = server.enroll("ada-laptop").await;
-    let mut signed = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
+    let mut signed = signed_report(&device);
     signed.signed_uri = "https://fleet.example.com/shipshape/v1/reports".to_owned();
     let answer = server.send(signed.request()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
 
     // Signed for the address the proxy forwards to: not what the agent called.
-    let direct = Signed::new(
-        &device,
-        Method::POST,
-        "/v1/reports",
-        report_body("ada-laptop"),
-    );
-    refused(
-        &server,
-        &device,
-        &direct,
-        None,
-        StatusCode::UNAUTHORIZED,
-        "does not verify",
-    )
-    .await;
+    let direct = signed_report(&device);
+    unauthorized(&server, &device, &direct, "does not verify").await;
 }
