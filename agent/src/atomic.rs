@@ -67,14 +67,14 @@ fn write_io(path: &Path, contents: &[u8], access: Access) -> io::Result<()> {
     result
 }
 
-/// Makes the rename itself durable.
+/// Makes a rename, creation or removal in `dir` itself durable.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
+pub fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 

@@ -162,7 +162,8 @@ impl Outbox {
                     .with_context(|| format!("could not remove {}", queued.path.display()));
             }
         }
-        sync_dir(&self.dir).with_context(|| format!("could not sync {}", self.dir.display()))
+        atomic::sync_dir(&self.dir)
+            .with_context(|| format!("could not sync {}", self.dir.display()))
     }
 
     /// Moves a report to `rejected/`, its reason first, so a crash in
@@ -184,8 +185,8 @@ impl Outbox {
         )?;
         let target = dir.join(format!("{}{REPORT_SUFFIX}", queued.id));
         fs::rename(&queued.path, &target)
-            .and_then(|()| sync_dir(&dir))
-            .and_then(|()| sync_dir(&self.dir))
+            .and_then(|()| atomic::sync_dir(&dir))
+            .and_then(|()| atomic::sync_dir(&self.dir))
             .with_context(|| {
                 format!(
                     "could not move {} to {}",
@@ -270,24 +271,20 @@ fn is_stale(metadata: &fs::Metadata) -> bool {
         .is_some_and(|age| age > STALE_TEMPORARY)
 }
 
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
+/// Opens (creating it if needed) the file whose lock is the outbox's.
+#[cfg(not(windows))]
+fn open_lock_file(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
 }
 
 #[cfg(unix)]
 fn lock_file(path: &Path) -> io::Result<Option<OutboxLock>> {
     use rustix::fs::{FlockOperation, flock};
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)?;
+    let file = open_lock_file(path)?;
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Some(OutboxLock { _file: file })),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
@@ -316,12 +313,9 @@ fn lock_file(path: &Path) -> io::Result<Option<OutboxLock>> {
 
 #[cfg(not(any(unix, windows)))]
 fn lock_file(path: &Path) -> io::Result<Option<OutboxLock>> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)?;
-    Ok(Some(OutboxLock { _file: file }))
+    Ok(Some(OutboxLock {
+        _file: open_lock_file(path)?,
+    }))
 }
 
 #[cfg(test)]
