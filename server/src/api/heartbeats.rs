@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use jiff::Timestamp;
 use shipshape_core::wire::{Heartbeat, RESEND_FULL, Receipt, ReportSubmission, facts_hash};
 
-use super::reports::{Kind, Rejected, check_report_id, read_body, record, signed_request};
-use super::{AppState, Failure, parse_json};
+use super::reports::{Kind, Rejected, check_report_id, record, signed_payload};
+use super::{AppState, Failure};
 
 pub(super) async fn submit(
     State(state): State<AppState>,
@@ -51,15 +51,18 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Receipt, Rejected> {
     let now = Timestamp::now();
-    let body = read_body(body)?;
-    let signed = signed_request(state, method, uri, headers, &body, now)
-        .await
-        .map_err(|(reason, failure)| Rejected::new(reason, failure))?;
-    let heartbeat: Heartbeat =
-        parse_json(&body).map_err(|failure| Rejected::new("malformed_json", failure))?;
-    check_report_id(&heartbeat.id)
-        .and_then(|()| check_hash(&heartbeat.facts_hash))
-        .map_err(|failure| Rejected::new("invalid_report", failure))?;
+    let (signed, heartbeat) = signed_payload(
+        state,
+        method,
+        uri,
+        headers,
+        body,
+        now,
+        |heartbeat: &Heartbeat| {
+            check_report_id(&heartbeat.id).and_then(|()| check_hash(&heartbeat.facts_hash))
+        },
+    )
+    .await?;
     let facts = state
         .store()
         .last_facts(&signed.device_id)

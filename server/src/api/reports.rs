@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use jiff::Timestamp;
+use serde::de::DeserializeOwned;
 use shipshape_core::wire::{Receipt, ReportSubmission};
 
 use super::{AppState, Failure, body_bytes, check_hostname, parse_json};
@@ -46,22 +47,50 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Receipt>, Rejected> {
     let now = Timestamp::now();
-    let body = read_body(body)?;
-    let signed = signed_request(state, method, uri, headers, &body, now)
-        .await
-        .map_err(|(reason, failure)| Rejected::new(reason, failure))?;
-    let submission: ReportSubmission =
-        parse_json(&body).map_err(|failure| Rejected::new("malformed_json", failure))?;
-    check_report_id(&submission.id)
-        .and_then(|()| check_hostname("facts.host.hostname", &submission.facts.host.hostname))
-        .map_err(|failure| Rejected::new("invalid_report", failure))?;
+    let (signed, submission) = signed_payload(
+        state,
+        method,
+        uri,
+        headers,
+        body,
+        now,
+        |submission: &ReportSubmission| {
+            check_report_id(&submission.id).and_then(|()| {
+                check_hostname("facts.host.hostname", &submission.facts.host.hostname)
+            })
+        },
+    )
+    .await?;
     record(state, signed, submission, now, Kind::Full)
         .await
         .map(Json)
 }
 
+/// The path a report and a heartbeat share up to grading: the body read,
+/// its signature verified (spending one of the device's requests under the
+/// rate limit), then its JSON parsed and checked by `validate`. Each refusal
+/// carries the reason it is counted under.
+pub(super) async fn signed_payload<T: DeserializeOwned>(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    now: Timestamp,
+    validate: impl FnOnce(&T) -> Result<(), Failure>,
+) -> Result<(SignedRequest, T), Rejected> {
+    let body = read_body(body)?;
+    let signed = signed_request(state, method, uri, headers, &body, now)
+        .await
+        .map_err(|(reason, failure)| Rejected::new(reason, failure))?;
+    let payload: T =
+        parse_json(&body).map_err(|failure| Rejected::new("malformed_json", failure))?;
+    validate(&payload).map_err(|failure| Rejected::new("invalid_report", failure))?;
+    Ok((signed, payload))
+}
+
 /// The body, or the refusal to count: too large (413) or unreadable (400).
-pub(super) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Rejected> {
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Rejected> {
     body_bytes(body).map_err(|failure| {
         let reason = if failure.status == StatusCode::PAYLOAD_TOO_LARGE {
             "too_large"
