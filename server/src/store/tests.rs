@@ -52,7 +52,7 @@ macro_rules! every_story {
 }
 pub(crate) use every_story;
 
-fn t0() -> Timestamp {
+pub(crate) fn t0() -> Timestamp {
     "2026-11-24T12:00:00Z".parse().unwrap()
 }
 
@@ -71,7 +71,7 @@ fn staleness(now: Timestamp) -> Staleness {
     }
 }
 
-fn active(policy: Policy) -> ActivePolicy {
+pub(crate) fn active(policy: Policy) -> ActivePolicy {
     ActivePolicy {
         policy,
         stored: StoredPolicy {
@@ -123,7 +123,7 @@ async fn enroll(store: &dyn Store, hostname: &str, at: Timestamp) -> String {
 }
 
 /// A report with a fresh id and nonce; the agent judged it with the default policy.
-fn report(device_id: &str, facts: Facts, at: Timestamp) -> IncomingReport {
+pub(crate) fn report(device_id: &str, facts: Facts, at: Timestamp) -> IncomingReport {
     let findings = evaluate(&default_policy(), &facts, at, &FailingSince::new());
     IncomingReport {
         device_id: device_id.to_owned(),

@@ -2,14 +2,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
-use shipshape_core::FailingSince;
-use shipshape_core::report::{CheckReport, PolicyRef, SCHEMA_VERSION};
-use shipshape_core::wire::{DeviceStatus, ReportSubmission};
+use shipshape_core::wire::DeviceStatus;
 
 use super::*;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
 use crate::model::{FleetQuery, IncomingReport, NewDevice, NewToken, TokenKind};
-use crate::store::tests::every_story;
+use crate::store::tests::{active, every_story, report, t0};
 
 fn fresh() -> (Box<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -18,22 +16,6 @@ fn fresh() -> (Box<dyn Store>, tempfile::TempDir) {
 }
 
 every_story!(fresh);
-
-fn t0() -> Timestamp {
-    "2026-11-24T12:00:00Z".parse().unwrap()
-}
-
-fn active() -> ActivePolicy {
-    ActivePolicy {
-        policy: default_policy(),
-        stored: StoredPolicy {
-            id: 1,
-            text: String::new(),
-            etag: "\"test\"".into(),
-            activated_at: t0(),
-        },
-    }
-}
 
 fn token(hash: [u8; 32], uses: Option<u32>) -> NewToken {
     NewToken {
@@ -60,34 +42,14 @@ async fn enroll(store: &SqliteStore, hash: [u8; 32], hostname: &str) -> String {
         .unwrap()
 }
 
-fn report(device_id: &str, n: u64, at: Timestamp) -> IncomingReport {
+/// Report `n` of a fleet in which every fourth host leaves its firewall open.
+fn numbered_report(device_id: &str, n: u64, at: Timestamp) -> IncomingReport {
     let facts = if n.is_multiple_of(4) {
         open_firewall(shipshape(&format!("host-{n}"), at))
     } else {
         shipshape(&format!("host-{n}"), at)
     };
-    let findings = shipshape_core::evaluate(&default_policy(), &facts, at, &FailingSince::new());
-    IncomingReport {
-        device_id: device_id.to_owned(),
-        received_at: at,
-        nonce: uuid::Uuid::new_v4().to_string(),
-        submission: ReportSubmission {
-            id: uuid::Uuid::now_v7().to_string(),
-            report: CheckReport {
-                schema: SCHEMA_VERSION,
-                verdict: shipshape_core::Verdict::of(&findings),
-                checked_at: at,
-                host: facts.host.clone(),
-                policy: PolicyRef {
-                    name: "default".into(),
-                    source: "built-in".into(),
-                },
-                findings,
-            },
-            facts,
-            dropped: 0,
-        },
-    }
+    report(device_id, facts, at)
 }
 
 #[tokio::test]
@@ -151,12 +113,12 @@ async fn a_report_of_an_unknown_device_fails_alone() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("shipshape.db")).unwrap());
     store.create_token(token([1; 32], None)).await.unwrap();
     let device = enroll(&store, [1; 32], "anna").await;
-    let policy = Arc::new(active());
+    let policy = Arc::new(active(default_policy()));
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..64 {
         let (store, policy) = (store.clone(), policy.clone());
         let owner = if n % 8 == 0 { "not-enrolled" } else { &device };
-        let report = report(owner, n, t0() + SignedDuration::from_secs(n as i64));
+        let report = numbered_report(owner, n, t0() + SignedDuration::from_secs(n as i64));
         tasks.spawn(async move { (n, store.record_report(report, &policy).await) });
     }
     let mut stored = 0;
@@ -196,7 +158,7 @@ async fn ingest_throughput() {
     }
     let reports: Vec<IncomingReport> = (0..REPORTS)
         .map(|n| {
-            report(
+            numbered_report(
                 &devices[n % DEVICES],
                 n as u64,
                 t0() + SignedDuration::from_millis(n as i64),
@@ -204,7 +166,7 @@ async fn ingest_throughput() {
         })
         .collect();
     let size = serde_json::to_string(&reports[0].submission).unwrap().len();
-    let policy = Arc::new(active());
+    let policy = Arc::new(active(default_policy()));
     let semaphore = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
