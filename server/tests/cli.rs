@@ -130,6 +130,29 @@ fn the_fleet_in_the_terminal() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// Starts `serve` on a free port with the `extra` flags, and reads the
+/// address it announces first (`listening on SCHEME://ADDRESS`). Its stderr
+/// is piped, for the caller to read or drop.
+pub(crate) fn spawn_serve(db: &Path, extra: &[&str], scheme: &str) -> (Child, String) {
+    let mut child = command(db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("serve prints its address");
+    let address = line
+        .trim()
+        .strip_prefix(&format!("listening on {scheme}://"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, address)
+}
+
 /// A running `serve`, stopped (SIGTERM) when dropped.
 struct Serving {
     child: Child,
@@ -142,22 +165,7 @@ impl Serving {
     }
 
     fn start_scheme(db: &Path, extra: &[&str], scheme: &str) -> Serving {
-        let mut child = command(db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix(&format!("listening on {scheme}://"))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let (child, address) = spawn_serve(db, extra, scheme);
         Serving { child, address }
     }
 

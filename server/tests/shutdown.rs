@@ -5,7 +5,7 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use shipshape_core::wire::{EnrollResponse, Receipt};
 use shipshape_server::model::Staleness;
 use shipshape_server::store::{SqliteStore, Store as _};
 
-use crate::cli::{command, run};
+use crate::cli::{run, spawn_serve};
 use crate::support::{enroll_request, leaky_submission, random_bytes};
 
 /// A running `serve` whose log lines arrive on a channel as it writes them.
@@ -28,22 +28,7 @@ struct Serving {
 
 impl Serving {
     fn start(db: &Path, extra: &[&str]) -> Serving {
-        let mut child = command(db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("serve prints its address");
-        let address = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let (mut child, address) = spawn_serve(db, extra, "http");
         let stderr = child.stderr.take().expect("piped stderr");
         let (sender, log) = mpsc::channel();
         std::thread::spawn(move || {
