@@ -74,6 +74,17 @@ mod tests {
         );
     }
 
+    /// The CSV of `row` alone, read back by a CSV parser: the device's record.
+    fn record_of(row: DeviceRow) -> ::csv::StringRecord {
+        let text = devices(&[row]);
+        let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+        reader
+            .records()
+            .next()
+            .expect("one device line")
+            .expect("well-formed CSV")
+    }
+
     #[test]
     fn formulas_from_devices_become_text() {
         let hostile = [
@@ -88,13 +99,7 @@ mod tests {
             let mut row = fixture::leaky_row();
             row.hostname = hostname.to_owned();
             row.os = hostname.to_owned();
-            let text = devices(&[row]);
-            let mut reader = ::csv::Reader::from_reader(text.as_bytes());
-            let record = reader
-                .records()
-                .next()
-                .expect("one device line")
-                .expect("well-formed CSV");
+            let record = record_of(row);
             let expected = format!("'{hostname}");
             assert_eq!(
                 record.get(1),
@@ -109,13 +114,7 @@ mod tests {
     fn separators_and_quotes_in_a_hostname_stay_in_their_cell() {
         let mut row = fixture::leaky_row();
         row.hostname = "a,b\"c\nd".to_owned();
-        let text = devices(&[row]);
-        let mut reader = ::csv::Reader::from_reader(text.as_bytes());
-        let record = reader
-            .records()
-            .next()
-            .expect("one device line")
-            .expect("well-formed CSV");
+        let record = record_of(row);
         assert_eq!(record.len(), HEADER.len());
         assert_eq!(record.get(1), Some("a,b\"c\nd"));
     }
