@@ -144,15 +144,7 @@ struct ConfigOut<'a> {
 impl AgentConfig {
     /// Parses and checks a config; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<AgentConfig, ConfigError> {
-        let locate = |span: Option<Range<usize>>, message: String| {
-            let (line, column) = span.map_or((1, 1), |span| line_column(text, span.start));
-            ConfigError {
-                origin: origin.to_owned(),
-                line,
-                column,
-                message,
-            }
-        };
+        let locate = locator(text, origin);
         let file: ConfigFile = toml::from_str(text)
             .map_err(|error| locate(error.span(), error.message().to_owned()))?;
         let server = ServerUrl::parse(file.server.get_ref())
@@ -233,15 +225,7 @@ impl Delivery {
         if !file.contains_key("delivery") {
             return Ok(None);
         }
-        let locate = |span: Option<Range<usize>>, message: String| {
-            let (line, column) = span.map_or((1, 1), |span| line_column(text, span.start));
-            ConfigError {
-                origin: origin.to_owned(),
-                line,
-                column,
-                message,
-            }
-        };
+        let locate = locator(text, origin);
         let only: DeliveryOnly = toml::from_str(text)
             .map_err(|error| locate(error.span(), error.message().to_owned()))?;
         only.delivery
@@ -477,6 +461,23 @@ pub fn check_device_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Makes errors about `text`, read from `origin`, that point at the line and
+/// column where a span starts (the top of the file when there is no span).
+fn locator<'a>(
+    text: &'a str,
+    origin: &'a str,
+) -> impl Fn(Option<Range<usize>>, String) -> ConfigError + 'a {
+    move |span, message| {
+        let (line, column) = span.map_or((1, 1), |span| line_column(text, span.start));
+        ConfigError {
+            origin: origin.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {

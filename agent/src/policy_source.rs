@@ -172,16 +172,7 @@ pub fn from_server(
             errors,
         });
     }
-    let loaded = resolve(None, paths, now)?;
-    warnings.push(format!(
-        "no policy from the server yet: judging by {}",
-        loaded.source
-    ));
-    Ok(Synced {
-        loaded,
-        warnings,
-        errors,
-    })
+    without_server_policy(paths, now, warnings, errors)
 }
 
 /// The policy to judge by without asking the server (the circuit breaker is
@@ -202,6 +193,17 @@ pub fn offline(server: &str, paths: &Paths, now: Timestamp) -> anyhow::Result<Sy
         Ok(None) => {}
         Err(error) => warnings.push(format!("ignoring the cached server policy: {error:#}")),
     }
+    without_server_policy(paths, now, warnings, Vec::new())
+}
+
+/// No server policy to judge by: the policy [`resolve`] decides, and a
+/// warning that says which.
+fn without_server_policy(
+    paths: &Paths,
+    now: Timestamp,
+    mut warnings: Vec<String>,
+    errors: Vec<String>,
+) -> anyhow::Result<Synced> {
     let loaded = resolve(None, paths, now)?;
     warnings.push(format!(
         "no policy from the server yet: judging by {}",
@@ -210,7 +212,7 @@ pub fn offline(server: &str, paths: &Paths, now: Timestamp) -> anyhow::Result<Sy
     Ok(Synced {
         loaded,
         warnings,
-        errors: Vec::new(),
+        errors,
     })
 }
 
