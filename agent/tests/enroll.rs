@@ -6,17 +6,15 @@ use predicates::prelude::*;
 use shipshape_core::wire::EnrollRequest;
 
 use crate::fake_server::{
-    DEVICE_ID, FakeServer, TOKEN, closed_port_url, device_public_key, enroll, fleet, set_delivery,
-    shipshape,
+    DEVICE_ID, FakeServer, TOKEN, closed_port_url, device_public_key, enroll, enroll_command,
+    fleet, set_delivery, shipshape,
 };
 
 #[test]
 fn enrolls_with_a_file_key_and_writes_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let server = FakeServer::start(fleet("compliant"));
-    let assert = shipshape(dir.path())
-        .args(["enroll", "--server", &format!("{}/", server.url)])
-        .args(["--token", TOKEN, "--key-store", "file"])
+    let assert = enroll_command(dir.path(), &format!("{}/", server.url))
         .assert()
         .success();
     let output = assert.get_output();
@@ -135,9 +133,7 @@ fn a_refused_token_changes_nothing_and_says_what_to_do() {
             &serde_json::json!({ "error": "expired on 2026-11-01" }),
         )
     });
-    shipshape(dir.path())
-        .args(["enroll", "--server", &server.url, "--token", TOKEN])
-        .args(["--key-store", "file"])
+    enroll_command(dir.path(), &server.url)
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
@@ -147,9 +143,7 @@ fn a_refused_token_changes_nothing_and_says_what_to_do() {
     assert!(!dir.path().join("config").join("agent.toml").exists());
     assert!(!dir.path().join("state").join("device-key").exists());
 
-    shipshape(dir.path())
-        .args(["enroll", "--server", &closed_port_url(), "--token", TOKEN])
-        .args(["--key-store", "file"])
+    enroll_command(dir.path(), &closed_port_url())
         .assert()
         .code(2)
         .stderr(predicate::str::contains("cannot reach http://127.0.0.1:"))
@@ -162,9 +156,7 @@ fn enrolling_again_says_so_and_replaces_the_key() {
     let server = FakeServer::start(fleet("compliant"));
     crate::fake_server::enroll(dir.path(), &server);
     let first = device_public_key(dir.path());
-    shipshape(dir.path())
-        .args(["enroll", "--server", &server.url, "--token", TOKEN])
-        .args(["--key-store", "file"])
+    enroll_command(dir.path(), &server.url)
         .assert()
         .success()
         .stdout(predicate::str::contains(format!(
@@ -205,16 +197,7 @@ fn a_pinned_ca_is_the_only_one_trusted() {
     let server = FakeServer::start_tls(fleet("compliant"));
     let fixtures = crate::fake_server::tls_fixtures();
 
-    shipshape(dir.path())
-        .args([
-            "enroll",
-            "--server",
-            &server.url,
-            "--token",
-            TOKEN,
-            "--key-store",
-            "file",
-        ])
+    enroll_command(dir.path(), &server.url)
         .assert()
         .code(2)
         .stderr(predicate::str::contains(format!(
@@ -223,16 +206,7 @@ fn a_pinned_ca_is_the_only_one_trusted() {
         )))
         .stderr(predicate::str::contains("enroll again with --ca-file"));
 
-    shipshape(dir.path())
-        .args([
-            "enroll",
-            "--server",
-            &server.url,
-            "--token",
-            TOKEN,
-            "--key-store",
-            "file",
-        ])
+    enroll_command(dir.path(), &server.url)
         .arg("--ca-file")
         .arg(fixtures.join("other-ca.pem"))
         .assert()
@@ -242,16 +216,7 @@ fn a_pinned_ca_is_the_only_one_trusted() {
         ));
     assert!(server.take_requests().is_empty());
 
-    shipshape(dir.path())
-        .args([
-            "enroll",
-            "--server",
-            &server.url,
-            "--token",
-            TOKEN,
-            "--key-store",
-            "file",
-        ])
+    enroll_command(dir.path(), &server.url)
         .arg("--ca-file")
         .arg(fixtures.join("ca.pem"))
         .assert()
@@ -281,9 +246,7 @@ fn enrolling_again_keeps_the_delivery_settings_even_seeded_before_the_first() {
     let config_file = dir.path().join("config").join("agent.toml");
     std::fs::create_dir_all(config_file.parent().unwrap()).unwrap();
     std::fs::write(&config_file, "[delivery]\nbreaker-failures = 5\n").unwrap();
-    shipshape(dir.path())
-        .args(["enroll", "--server", &server.url, "--token", TOKEN])
-        .args(["--key-store", "file"])
+    enroll_command(dir.path(), &server.url)
         .assert()
         .success()
         .stdout(predicate::str::contains(
@@ -303,9 +266,7 @@ fn enrolling_again_keeps_the_delivery_settings_even_seeded_before_the_first() {
 
     // A table that is wrong is not silently replaced.
     std::fs::write(&config_file, "[delivery]\nbreaker-failures = 0\n").unwrap();
-    shipshape(dir.path())
-        .args(["enroll", "--server", &server.url, "--token", TOKEN])
-        .args(["--key-store", "file"])
+    enroll_command(dir.path(), &server.url)
         .assert()
         .code(2)
         .stderr(predicate::str::contains(

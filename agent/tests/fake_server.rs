@@ -414,13 +414,19 @@ pub fn receipt(request: &Captured, status: &str) -> Reply {
     )
 }
 
+/// `shipshape enroll` for the machine under `dir` with the server at
+/// `server_url` and the test token, keeping the key in a file.
+pub fn enroll_command(dir: &std::path::Path, server_url: &str) -> assert_cmd::Command {
+    let mut command = shipshape(dir);
+    command
+        .args(["enroll", "--server", server_url, "--token", TOKEN])
+        .args(["--key-store", "file"]);
+    command
+}
+
 /// Enrolls the machine under `dir` with `server`, keeping the key in a file.
 pub fn enroll(dir: &std::path::Path, server: &FakeServer) {
-    shipshape(dir)
-        .args(["enroll", "--server", &server.url, "--token", TOKEN])
-        .args(["--key-store", "file"])
-        .assert()
-        .success();
+    enroll_command(dir, &server.url).assert().success();
     server.take_requests();
 }
 
