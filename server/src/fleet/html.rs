@@ -366,50 +366,41 @@ fn findings(findings: &[Finding]) -> Markup {
     // Leaks first, then the rest in the order the checks ran.
     let mut ordered: Vec<&Finding> = findings.iter().collect();
     ordered.sort_by_key(|finding| !finding.leak);
-    html! {
-        section #findings aria-labelledby="findings-heading" {
-            h2 #findings-heading { "Current findings" }
-            @if ordered.is_empty() {
-                p.empty { "No report yet: the device has not reported since it enrolled." }
-            } @else {
-                table.findings {
-                    thead {
-                        tr {
-                            th scope="col" { "Check" }
-                            th scope="col" { "Status" }
-                            th scope="col" { "Severity" }
-                            th scope="col" { "Finding" }
+    let rows = ordered
+        .into_iter()
+        .map(|finding| {
+            html! {
+                tr class={ "finding-" (finding.status.as_str()) @if finding.leak { " leak" } } {
+                    th scope="row" { code { (finding.check) } }
+                    td {
+                        @if finding.leak {
+                            span.badge.badge-leaky { "LEAK" } " "
                         }
+                        (finding_status(finding.status))
                     }
-                    tbody {
-                        @for finding in ordered {
-                            tr class={ "finding-" (finding.status.as_str()) @if finding.leak { " leak" } } {
-                                th scope="row" { code { (finding.check) } }
-                                td {
-                                    @if finding.leak {
-                                        span.badge.badge-leaky { "LEAK" } " "
-                                    }
-                                    (finding_status(finding.status))
-                                }
-                                td { (finding.severity) }
-                                td {
-                                    p.summary { (finding.summary) }
-                                    @if !finding.evidence.is_empty() {
-                                        ul.evidence {
-                                            @for line in &finding.evidence { li { (line) } }
-                                        }
-                                    }
-                                    @if let Some(remediation) = remediation(finding) {
-                                        p.remediation { strong { "Fix: " } (remediation) }
-                                    }
-                                }
+                    td { (finding.severity) }
+                    td {
+                        p.summary { (finding.summary) }
+                        @if !finding.evidence.is_empty() {
+                            ul.evidence {
+                                @for line in &finding.evidence { li { (line) } }
                             }
+                        }
+                        @if let Some(remediation) = remediation(finding) {
+                            p.remediation { strong { "Fix: " } (remediation) }
                         }
                     }
                 }
             }
-        }
-    }
+        })
+        .collect();
+    device_section(
+        "findings",
+        "Current findings",
+        "No report yet: the device has not reported since it enrolled.",
+        &["Check", "Status", "Severity", "Finding"],
+        rows,
+    )
 }
 
 /// How to fix a finding that is not a pass.
@@ -428,40 +419,31 @@ fn finding_status(status: Status) -> &'static str {
 }
 
 fn history(transitions: &[Transition], now: Timestamp) -> Markup {
-    html! {
-        section #history aria-labelledby="history-heading" {
-            h2 #history-heading { "History" }
-            @if transitions.is_empty() {
-                p.empty { "No check has started or stopped leaking on this device." }
-            } @else {
-                table.history {
-                    thead {
-                        tr {
-                            th scope="col" { "When" }
-                            th scope="col" { "Check" }
-                            th scope="col" { "Change" }
-                            th scope="col" { "Cause" }
-                        }
-                    }
-                    tbody {
-                        @for transition in transitions {
-                            tr class=(transition_class(transition.kind)) {
-                                td { (moment(transition.at, now)) }
-                                td { code { (transition.check) } }
-                                td.change { (transition_text(transition.kind)) }
-                                td {
-                                    @match &transition.report_id {
-                                        Some(id) => { "report " code { (id) } },
-                                        None => "policy change",
-                                    }
-                                }
-                            }
+    let rows = transitions
+        .iter()
+        .map(|transition| {
+            html! {
+                tr class=(transition_class(transition.kind)) {
+                    td { (moment(transition.at, now)) }
+                    td { code { (transition.check) } }
+                    td.change { (transition_text(transition.kind)) }
+                    td {
+                        @match &transition.report_id {
+                            Some(id) => { "report " code { (id) } },
+                            None => "policy change",
                         }
                     }
                 }
             }
-        }
-    }
+        })
+        .collect();
+    device_section(
+        "history",
+        "History",
+        "No check has started or stopped leaking on this device.",
+        &["When", "Check", "Change", "Cause"],
+        rows,
+    )
 }
 
 fn transition_class(kind: TransitionKind) -> &'static str {
@@ -479,38 +461,65 @@ fn transition_text(kind: TransitionKind) -> &'static str {
 }
 
 fn reports(reports: &[ReportSummary], now: Timestamp) -> Markup {
+    let rows = reports
+        .iter()
+        .map(|report| {
+            html! {
+                tr {
+                    td { (moment(report.received_at, now)) }
+                    td { (status_badge(report.status)) }
+                    td {
+                        @if report.failing_checks.is_empty() {
+                            span.quiet { "—" }
+                        } @else {
+                            @for (index, check) in report.failing_checks.iter().enumerate() {
+                                @if index > 0 { ", " }
+                                code { (check) }
+                            }
+                        }
+                    }
+                    td { code { (report.id) } }
+                }
+            }
+        })
+        .collect();
+    device_section(
+        "reports",
+        "Recent reports",
+        "No reports yet.",
+        &["Received", "Status", "Failing checks", "Report id"],
+        rows,
+    )
+}
+
+/// A section of the device page named `name` (its id, its table's class):
+/// a heading, then `rows` in a table under `columns`, or the sentence
+/// `empty` when there are none.
+fn device_section(
+    name: &str,
+    heading: &str,
+    empty: &str,
+    columns: &[&str],
+    rows: Vec<Markup>,
+) -> Markup {
+    let heading_id = format!("{name}-heading");
     html! {
-        section #reports aria-labelledby="reports-heading" {
-            h2 #reports-heading { "Recent reports" }
-            @if reports.is_empty() {
-                p.empty { "No reports yet." }
+        section id=(name) aria-labelledby=(heading_id) {
+            h2 id=(heading_id) { (heading) }
+            @if rows.is_empty() {
+                p.empty { (empty) }
             } @else {
-                table.reports {
+                table class=(name) {
                     thead {
                         tr {
-                            th scope="col" { "Received" }
-                            th scope="col" { "Status" }
-                            th scope="col" { "Failing checks" }
-                            th scope="col" { "Report id" }
+                            @for column in columns {
+                                th scope="col" { (column) }
+                            }
                         }
                     }
                     tbody {
-                        @for report in reports {
-                            tr {
-                                td { (moment(report.received_at, now)) }
-                                td { (status_badge(report.status)) }
-                                td {
-                                    @if report.failing_checks.is_empty() {
-                                        span.quiet { "—" }
-                                    } @else {
-                                        @for (index, check) in report.failing_checks.iter().enumerate() {
-                                            @if index > 0 { ", " }
-                                            code { (check) }
-                                        }
-                                    }
-                                }
-                                td { code { (report.id) } }
-                            }
+                        @for row in rows {
+                            (row)
                         }
                     }
                 }
