@@ -17,8 +17,8 @@ use crate::grade::fixtures::{
     default_policy, open_firewall, pending_security_update, policy, shipshape, unknown_firewall,
 };
 use crate::model::{
-    DeviceDetail, EnrollRefusal, FleetQuery, IncomingReport, NewDevice, NewToken, Staleness,
-    StoredPolicy, TokenKind, TransitionKind,
+    DeviceDetail, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice, NewToken,
+    Staleness, StoredPolicy, TokenKind, TransitionKind,
 };
 
 /// Generates one `#[tokio::test]` per story for the backend `$fresh`
@@ -163,7 +163,7 @@ async fn detail(store: &dyn Store, device_id: &str, now: Timestamp) -> DeviceDet
         .expect("the device exists")
 }
 
-fn query(now: Timestamp) -> FleetQuery {
+pub(crate) fn query(now: Timestamp) -> FleetQuery {
     FleetQuery {
         status: None,
         check: None,
@@ -171,6 +171,22 @@ fn query(now: Timestamp) -> FleetQuery {
         per_page: 50,
         staleness: staleness(now),
     }
+}
+
+/// A fleet page's device table, in order, as (hostname, status).
+pub(crate) fn device_table(page: &FleetPage) -> Vec<(&str, DeviceStatus)> {
+    page.devices
+        .iter()
+        .map(|row| (row.hostname.as_str(), row.status))
+        .collect()
+}
+
+/// A fleet page's failures by check, in order, as (check, devices).
+pub(crate) fn failure_counts(page: &FleetPage) -> Vec<(&str, u64)> {
+    page.failures_by_check
+        .iter()
+        .map(|failures| (failures.check.as_str(), failures.devices))
+        .collect()
 }
 
 pub(crate) async fn enrollment_spends_tokens_and_refuses_without_spending(store: &dyn Store) {
@@ -745,21 +761,13 @@ pub(crate) async fn the_fleet_is_counted_filtered_sorted_and_paged(store: &dyn S
         ),
         (8, 2, 2, 2, 2)
     );
-    let failures: Vec<(&str, u64)> = page
-        .failures_by_check
-        .iter()
-        .map(|failures| (failures.check.as_str(), failures.devices))
-        .collect();
+    let failures = failure_counts(&page);
     assert_eq!(
         failures,
         [("firewall", 3)],
         "silent devices count by their last grade; a pending update is still in grace"
     );
-    let table: Vec<(&str, DeviceStatus)> = page
-        .devices
-        .iter()
-        .map(|row| (row.hostname.as_str(), row.status))
-        .collect();
+    let table = device_table(&page);
     use DeviceStatus::{Compliant, Leaky, Silent, Unknown};
     assert_eq!(
         table,

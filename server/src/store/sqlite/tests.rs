@@ -7,7 +7,7 @@ use shipshape_core::wire::DeviceStatus;
 use super::*;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
 use crate::model::{FleetQuery, IncomingReport, NewDevice, NewToken, TokenKind};
-use crate::store::tests::{active, every_story, report, t0};
+use crate::store::tests::{active, device_table, every_story, failure_counts, query, report, t0};
 
 fn fresh() -> (Box<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -417,21 +417,11 @@ async fn leaks_stored_before_version_2_are_found_by_the_check_filter() {
 
     let store = SqliteStore::open(&path).unwrap();
     let filtered = |check: &str| FleetQuery {
-        status: None,
         check: Some(check.to_owned()),
-        page: 1,
-        per_page: 50,
-        staleness: Staleness {
-            now: t0(),
-            stale_after: SignedDuration::from_hours(48),
-        },
+        ..query(t0())
     };
     let page = store.fleet(&filtered("firewall")).await.unwrap();
-    let table: Vec<(&str, DeviceStatus)> = page
-        .devices
-        .iter()
-        .map(|row| (row.hostname.as_str(), row.status))
-        .collect();
+    let table = device_table(&page);
     assert_eq!(
         table,
         [
@@ -440,11 +430,7 @@ async fn leaks_stored_before_version_2_are_found_by_the_check_filter() {
         ]
     );
     assert_eq!(page.matching, 2);
-    let failures: Vec<(&str, u64)> = page
-        .failures_by_check
-        .iter()
-        .map(|failures| (failures.check.as_str(), failures.devices))
-        .collect();
+    let failures = failure_counts(&page);
     assert_eq!(failures, [("firewall", 2), ("os-updates", 1)]);
     let page = store.fleet(&filtered("os-updates")).await.unwrap();
     assert_eq!(page.devices.len(), 1);
