@@ -226,6 +226,20 @@ impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
+
+    /// Asserts a 200 whose `Content-Type` starts with `media_type` (its
+    /// parameters, such as `charset`, aside); `what` names the answer when
+    /// it is not.
+    #[track_caller]
+    pub fn assert_ok_as(&self, media_type: &str, what: &str) {
+        assert_eq!(self.status, 200, "{what}: {}", self.text);
+        assert!(
+            self.header("content-type")
+                .is_some_and(|value| value.starts_with(media_type)),
+            "{what}: {:?}",
+            self.headers
+        );
+    }
 }
 
 impl From<reqwest::Result<reqwest::blocking::Response>> for Answer {

@@ -499,21 +499,26 @@ impl Agent {
     /// `shipshape enroll` with `server`, keeping the device key in a file
     /// (a test must not touch the machine's keyring); panics when it fails.
     pub fn enroll(&self, server: &Server, enroll_token: &str) -> Output {
-        run_ok(self.command().args([
-            "enroll",
-            "--server",
-            server.url(),
-            "--token",
-            enroll_token,
-            "--key-store",
-            "file",
-        ]))
+        run_ok(&mut self.enroll_command(server.url(), enroll_token))
     }
 
     /// `shipshape enroll` with the server at `url` (a proxy in front of it);
     /// returns the device id it was given.
     pub fn enroll_at(&self, url: &str, enroll_token: &str) -> String {
-        let output = run_ok(self.command().args([
+        let output = run_ok(&mut self.enroll_command(url, enroll_token));
+        let text = String::from_utf8_lossy(&output.stdout);
+        let prefix = format!("enrolled with {url} as device ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("`shipshape enroll` named no device id:\n{text}"))
+            .to_owned()
+    }
+
+    /// `shipshape enroll` with the server at `url`, keeping the device key in
+    /// a file, not yet run.
+    fn enroll_command(&self, url: &str, enroll_token: &str) -> Command {
+        let mut command = self.command();
+        command.args([
             "enroll",
             "--server",
             url,
@@ -521,13 +526,8 @@ impl Agent {
             enroll_token,
             "--key-store",
             "file",
-        ]));
-        let text = String::from_utf8_lossy(&output.stdout);
-        let prefix = format!("enrolled with {url} as device ");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("`shipshape enroll` named no device id:\n{text}"))
-            .to_owned()
+        ]);
+        command
     }
 
     /// Adds a `[delivery]` table to `agent.toml` (after enrolling): `table`
@@ -569,6 +569,17 @@ impl Agent {
             String::from_utf8_lossy(&output.stderr)
         );
         output
+    }
+
+    /// Starts `shipshape report` without waiting for it, its output piped.
+    pub fn spawn_report(&self) -> Child {
+        self.command()
+            .arg("report")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("shipshape report starts")
     }
 
     /// `shipshape ARGS`, run to completion whatever its exit code.

@@ -87,13 +87,7 @@ fn a_reporting_agent_is_leaky_in_the_fleet_report_and_its_status() {
 
     // The CSV.
     let csv = server.get_admin("/v1/fleet.csv", &admin);
-    assert_eq!(csv.status, 200, "{}", csv.text);
-    assert!(
-        csv.header("content-type")
-            .is_some_and(|value| value.starts_with("text/csv")),
-        "{:?}",
-        csv.headers
-    );
+    csv.assert_ok_as("text/csv", "the fleet CSV");
     assert_eq!(
         csv.text.lines().next(),
         Some("id,hostname,os,status,failing_checks,last_seen,enrolled_at,revoked")

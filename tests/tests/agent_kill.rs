@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -64,24 +64,12 @@ fn hold(stage: Hold, only: &'static str) -> Faults {
     }
 }
 
-/// Starts `shipshape report`, its output piped.
-fn spawn_report(agent: &Agent) -> Child {
-    agent
-        .command()
-        .arg("report")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("shipshape report starts")
-}
-
 /// Times one whole run from the server's answer to its policy request to
 /// its report's request: how long this machine judges. Returns that, and
 /// the id of the report the run delivered.
 fn time_judging(agent: &Agent, proxy: &Proxy) -> (Duration, String) {
     proxy.set_faults(hold(Hold::Answers, "GET /v1/policy"));
-    let child = spawn_report(agent);
+    let child = agent.spawn_report();
     assert!(proxy.wait_held(1, HELD_WITHIN), "no policy request");
     let answered = Instant::now();
     proxy.set_faults(hold(Hold::Requests, "POST "));
@@ -100,7 +88,7 @@ fn kill_run(agent: &Agent, proxy: &Proxy, kill: Kill) -> Output {
         Kill::AnswerHeld => hold(Hold::Answers, "POST "),
         Kill::AfterPolicy(_) => hold(Hold::Answers, "GET /v1/policy"),
     });
-    let mut child = spawn_report(agent);
+    let mut child = agent.spawn_report();
     let held = proxy.wait_held(1, HELD_WITHIN);
     match kill {
         Kill::RequestHeld | Kill::AnswerHeld => {

@@ -10,13 +10,7 @@ const ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
 /// Asserts `page` is HTML that shows the hostname escaped and carries no
 /// script at all.
 fn assert_escaped(page: &Answer, what: &str) {
-    assert_eq!(page.status, 200, "{what}: {}", page.text);
-    assert!(
-        page.header("content-type")
-            .is_some_and(|value| value.starts_with("text/html")),
-        "{what}: {:?}",
-        page.headers
-    );
+    page.assert_ok_as("text/html", what);
     assert!(
         !page.text.to_lowercase().contains("<script"),
         "{what} carries a script:\n{}",

@@ -2,8 +2,6 @@
 //! — never send the same queue twice at once: every report arrives exactly
 //! once, and what one run left queued the next delivers.
 
-use std::process::Stdio;
-
 use shipshape_tests::proxy::{Faults, Proxy};
 use shipshape_tests::{Agent, Server, leaky_policy, report_id, sample};
 
@@ -35,18 +33,7 @@ fn overlapping_runs_deliver_every_report_exactly_once() {
         delay: std::time::Duration::from_millis(300),
         ..Faults::default()
     });
-    let runs: Vec<_> = (0..RUNS)
-        .map(|_| {
-            agent
-                .command()
-                .arg("report")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("shipshape report starts")
-        })
-        .collect();
+    let runs: Vec<_> = (0..RUNS).map(|_| agent.spawn_report()).collect();
     let mut waited = 0;
     for run in runs {
         let output = run.wait_with_output().expect("the run's output");
