@@ -12,6 +12,7 @@ use crate::enroll;
 use crate::exit;
 use crate::judge;
 use crate::keystore::{Choice, OsKeyring};
+use crate::notify;
 use crate::output;
 use crate::paths::Paths;
 use crate::policy_source;
@@ -98,6 +99,9 @@ pub struct CheckArgs {
     /// Output for people (`human`) or programs (`json`).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Show no desktop notification of a new leak (or of bailing out), and remember none.
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +188,15 @@ fn check(system: &dyn System, paths: &Paths, args: CheckArgs) -> anyhow::Result<
     let now = Timestamp::now();
     let loaded = policy_source::resolve(args.policy.as_deref(), paths, now)?;
     let judged = judge::run(system, paths, &loaded, &args.only, now)?;
+    notify::after_run(
+        system,
+        paths,
+        &judged.report,
+        notify::Run {
+            only: &args.only,
+            opted_out: args.no_notify,
+        },
+    );
     let waiting = report::waiting_note(paths, now);
     match args.format {
         Format::Json => {

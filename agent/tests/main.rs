@@ -6,6 +6,7 @@ mod disk_encryption;
 mod enroll;
 mod fake_server;
 mod firewall;
+mod notify;
 mod os_updates;
 mod output;
 mod report;
