@@ -21,7 +21,7 @@ mod sample;
 mod told;
 mod windows;
 
-pub use told::{Told, decide};
+pub use told::{Decision, Told, decide};
 
 use std::path::{Path, PathBuf};
 
