@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use reqwest::header::CONTENT_TYPE;
-use shipshape_core::wire::{ApiError, EnrollRequest, EnrollResponse, RESEND_FULL, Receipt};
+use shipshape_core::wire::{ApiError, EnrollResponse, RESEND_FULL, Receipt};
 
 use crate::device::{Device, SignError};
 
@@ -102,10 +102,8 @@ impl Client {
         &self.base
     }
 
-    /// `POST /v1/enroll`: the new device's id.
-    pub async fn enroll(&self, request: &EnrollRequest) -> Result<String, Failure> {
-        let body =
-            serde_json::to_vec(request).map_err(|error| Failure::BadAnswer(error.to_string()))?;
+    /// `POST /v1/enroll` with `body`, an `EnrollRequest`: the new device's id.
+    pub async fn enroll(&self, body: Vec<u8>) -> Result<String, Failure> {
         let response = self
             .http
             .post(format!("{}/v1/enroll", self.base))

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::client::Client;
 use crate::device::{Device, Identity};
 use crate::facts::Machine;
-use crate::schedule::{Kind, Pacing, Plan, Slot};
+use crate::schedule::{Kind, Pacing, Plan};
 use crate::stats::{Tally, TallySummary};
 
 /// The policy the simulated agents judge with: the server's built-in one,
@@ -159,13 +159,14 @@ impl Shared {
         });
     }
 
-    /// One run of a device, due at `due`: a heartbeat when its facts are
-    /// those the server acknowledged last, else (or when the server asks
-    /// for it) the full report, as `agent/src/delivery.rs` sends.
-    async fn send(&self, slot: Slot, due: Instant) {
-        let mut device = self.devices[slot.device].lock().await;
+    /// One run of device `index`, due at `due`, its machine changed first
+    /// when `kind` is full: a heartbeat when its facts are those the server
+    /// acknowledged last, else (or when the server asks for it) the full
+    /// report, as `agent/src/delivery.rs` sends.
+    async fn send(&self, index: usize, kind: Kind, due: Instant) {
+        let mut device = self.devices[index].lock().await;
         let now = Timestamp::now();
-        if slot.kind == Kind::Full {
+        if kind == Kind::Full {
             device.change(now);
         }
         let run = device.run(&self.policy, self.client.base(), now);
@@ -220,22 +221,25 @@ async fn enroll(client: &Client, settings: &Settings) -> anyhow::Result<(Vec<Dev
             let machine = Machine::new(seed, index as u64, Timestamp::now());
             let identity = Identity::new()?;
             let request = identity.enroll_request(&token, &machine);
+            let body = serde_json::to_vec(&request)?;
+            let bytes = body.len();
             let sent = Instant::now();
-            let id = client.enroll(&request).await.map_err(|failure| {
+            let id = client.enroll(body).await.map_err(|failure| {
                 anyhow::anyhow!(
                     "enrolling device {index} ({}) failed: {}",
                     request.host.hostname,
                     failure.detail()
                 )
             })?;
-            anyhow::Ok((index, Device::new(id, identity, machine), sent.elapsed()))
+            let device = Device::new(id, identity, machine);
+            anyhow::Ok((index, device, bytes, sent.elapsed()))
         });
     }
     let mut tally = Tally::default();
     let mut devices: Vec<Option<Device>> = (0..settings.devices).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
-        let (index, device, latency) = joined.context("an enrollment task failed")??;
-        tally.sent(0);
+        let (index, device, bytes, latency) = joined.context("an enrollment task failed")??;
+        tally.sent(bytes);
         tally.ok(latency);
         devices[index] = Some(device);
     }
@@ -249,36 +253,18 @@ async fn enroll(client: &Client, settings: &Settings) -> anyhow::Result<(Vec<Dev
     ))
 }
 
-/// Every device's first run, in full, `concurrency` at a time.
+/// Every device's first run, `concurrency` at a time: unchanged facts, but
+/// none acknowledged yet, so each goes in full. Counted apart from the
+/// measured phase.
 async fn first_reports(shared: &Arc<Shared>, concurrency: usize) -> anyhow::Result<Phase> {
     let started = Instant::now();
     let limit = Arc::new(Semaphore::new(concurrency));
-    let tally = Arc::new(Mutex::new(Tally::default()));
     let mut tasks = JoinSet::new();
     for index in 0..shared.devices.len() {
-        let (shared, limit, tally) = (Arc::clone(shared), Arc::clone(&limit), Arc::clone(&tally));
+        let (shared, limit) = (Arc::clone(shared), Arc::clone(&limit));
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await?;
-            let mut device = shared.devices[index].lock().await;
-            let run = device.run(&shared.policy, shared.client.base(), Timestamp::now());
-            let body = run.full_body();
-            let record = |update: &dyn Fn(&mut Tally)| {
-                update(&mut tally.lock().unwrap_or_else(PoisonError::into_inner));
-            };
-            record(&|tally| tally.sent(body.len()));
-            let sent = Instant::now();
-            match shared
-                .client
-                .post_signed(&device, "/v1/reports", body)
-                .await
-            {
-                Ok(_) => {
-                    device.acknowledge(&run);
-                    let latency = sent.elapsed();
-                    record(&|tally| tally.ok(latency));
-                }
-                Err(failure) => record(&|tally| tally.error(failure.to_string())),
-            }
+            shared.send(index, Kind::Heartbeat, Instant::now()).await;
             anyhow::Ok(())
         });
     }
@@ -286,13 +272,15 @@ async fn first_reports(shared: &Arc<Shared>, concurrency: usize) -> anyhow::Resu
         joined.context("a first-report task failed")??;
     }
     let elapsed = started.elapsed();
-    let requests = tally
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .summary(elapsed);
+    let tallies = std::mem::take(
+        &mut *shared
+            .tallies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
     Ok(Phase {
         secs: elapsed.as_secs_f64(),
-        requests,
+        requests: tallies.full.summary(elapsed),
     })
 }
 
@@ -322,7 +310,7 @@ async fn measure(shared: &Arc<Shared>, settings: &Settings) -> anyhow::Result<Me
         let shared = Arc::clone(shared);
         tasks.spawn(async move {
             let _permit = permit;
-            shared.send(slot, due).await;
+            shared.send(slot.device, slot.kind, due).await;
         });
         while let Some(joined) = tasks.try_join_next() {
             joined.context("a request task failed")?;
