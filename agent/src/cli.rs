@@ -18,6 +18,7 @@ use crate::paths::Paths;
 use crate::policy_source;
 use crate::probes;
 use crate::report;
+use crate::schedule;
 use crate::status;
 use crate::system::{RealSystem, System};
 
@@ -57,6 +58,9 @@ pub enum Command {
     Report(FormatArgs),
     /// Show the enrollment, the last report, the outbox and breaker, the policy, and the server.
     Status(FormatArgs),
+    /// Run `shipshape report` on a timer: a systemd timer, launchd job or scheduled task.
+    #[command(subcommand)]
+    Schedule(schedule::Command),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +154,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         ),
         Command::Report(args) => report::run(&system, &paths, &OsKeyring, args.format),
         Command::Status(args) => status::run(&paths, &OsKeyring, args.format),
+        Command::Schedule(command) => schedule::run(&system, &paths, command),
         Command::Facts(args) => {
             let wanted = judge::wanted(&args.only);
             let facts = probes::collect(&system, &wanted);
