@@ -11,6 +11,7 @@ mod os_updates;
 mod output;
 mod report;
 mod robustness;
+mod schedule;
 mod ssh_keys;
 mod ssh_server;
 mod status;
