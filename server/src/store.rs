@@ -2,6 +2,7 @@
 //! PostgreSQL (for several replicas) are interchangeable. Every method that
 //! changes state does so in one transaction: a refused request stores nothing.
 
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;

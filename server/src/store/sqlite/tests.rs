@@ -9,10 +9,10 @@ use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
 use crate::model::{FleetQuery, IncomingReport, NewDevice, NewToken, TokenKind};
 use crate::store::tests::{active, device_table, every_story, failure_counts, query, report, t0};
 
-fn fresh() -> (Box<dyn Store>, tempfile::TempDir) {
+async fn fresh() -> Option<(Box<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("shipshape.db")).unwrap();
-    (Box::new(store), dir)
+    Some((Box::new(store), dir))
 }
 
 every_story!(fresh);
@@ -70,7 +70,7 @@ async fn reopening_keeps_everything_and_migrates_once() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(versions, MIGRATIONS.len() as i64);
+    assert_eq!(versions, sql::MIGRATIONS.len() as i64);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -336,11 +336,11 @@ fn the_fleet_filtered_by_a_check_is_read_from_indexes() {
         steps.join("\n")
     };
     let mut filtered = 0;
-    for group in &read::GROUPS {
-        let page = plan(&read::page_sql(group.devices));
+    for group in &sql::fleet::GROUPS {
+        let page = plan(&sql::fleet::page_sql(group.devices));
         assert!(!page.contains("TEMP B-TREE"), "{:?}: {page}", group.status);
         if let Some(condition) = group.leaking {
-            let page = plan(&read::leaking_page_sql(condition));
+            let page = plan(&sql::fleet::leaking_page_sql(condition));
             assert!(
                 page.contains("USING COVERING INDEX device_leaks_in_table_order (check_id=?)")
                     && !page.contains("SCAN")
@@ -352,7 +352,7 @@ fn the_fleet_filtered_by_a_check_is_read_from_indexes() {
         }
     }
     assert_eq!(filtered, 2, "the leaky and the silent group");
-    let silent = plan(read::SILENT_LEAKING);
+    let silent = plan(sql::fleet::SILENT_LEAKING);
     assert!(
         silent.contains(
             "USING COVERING INDEX device_leaks_by_contact (check_id=? AND last_contact<?)"
@@ -378,7 +378,7 @@ async fn leaks_stored_before_version_2_are_found_by_the_check_filter() {
                  INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0);",
             )
             .unwrap();
-        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        connection.execute_batch(sql::MIGRATIONS[0]).unwrap();
         for (id, hostname, last_contact, leaks) in [
             ("1", "zulu", recently, &["firewall", "os-updates"][..]),
             ("2", "Yankee", long_ago, &["firewall"][..]),
