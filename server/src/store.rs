@@ -2,6 +2,7 @@
 //! PostgreSQL (for several replicas) are interchangeable. Every method that
 //! changes state does so in one transaction: a refused request stores nothing.
 
+mod postgres;
 mod sql;
 mod sqlite;
 #[cfg(test)]
@@ -12,6 +13,7 @@ use jiff::Timestamp;
 use shipshape_core::wire::Receipt;
 use shipshape_core::{Facts, Policy};
 
+pub use postgres::{PostgresStore, PostgresUrl};
 pub use sqlite::SqliteStore;
 
 use crate::model::{

@@ -20,9 +20,9 @@ use crate::fleet;
 use crate::model::{FleetQuery, NewToken, Staleness, TokenInfo, TokenKind};
 use crate::store::Store;
 
-fn store(global: &GlobalArgs, file: FileConfig) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+async fn store(global: &GlobalArgs, file: FileConfig) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let db = config::resolve_database(global.db.clone(), file.db)?;
-    open_store(&db)
+    open_store(&db).await
 }
 
 fn print(text: &str) -> anyhow::Result<()> {
@@ -38,7 +38,7 @@ pub(super) async fn token(
     global: &GlobalArgs,
     file: FileConfig,
 ) -> anyhow::Result<()> {
-    let store = store(global, file)?;
+    let store = store(global, file).await?;
     match command {
         TokenCommand::Create(args) => create_token(store.as_ref(), args).await,
         TokenCommand::List { format } => {
@@ -168,7 +168,7 @@ pub(super) async fn device(
     global: &GlobalArgs,
     file: FileConfig,
 ) -> anyhow::Result<()> {
-    let store = store(global, file)?;
+    let store = store(global, file).await?;
     match command {
         DeviceCommand::Revoke { id } => {
             if !store.revoke_device(&id, Timestamp::now()).await? {
@@ -186,7 +186,7 @@ pub(super) async fn fleet(
     file: FileConfig,
 ) -> anyhow::Result<()> {
     let stale_after = config::resolve_stale_after(args.stale_after, file.stale_after.clone())?;
-    let store = store(global, file)?;
+    let store = store(global, file).await?;
     let now = Timestamp::now();
     let query = FleetQuery {
         status: args.status,

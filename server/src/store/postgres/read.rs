@@ -1,0 +1,390 @@
+//! The reads: tokens, keys, the policy, and the fleet report, whose queries
+//! and paging are the SQL backends' shared [`fleet`].
+
+use deadpool_postgres::{GenericClient, Transaction};
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use shipshape_core::wire::DeviceStatus;
+use shipshape_core::{Facts, Finding};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::Client;
+use crate::model::{
+    CheckFailures, DeviceDetail, DeviceKey, DeviceRow, FleetPage, FleetQuery, ReportSummary,
+    Staleness, StoredPolicy, Summary, TokenInfo, Transition,
+};
+use crate::store::StoreError;
+use crate::store::sql::fleet::{
+    self, COUNTS, DEVICE_COLUMNS, FAILURES_BY_CHECK, SILENT_LEAKING, leaking_page_sql, page_sql,
+};
+use crate::store::sql::{
+    DEVICE_PAGE_REPORTS, from_millis, parse_token_kind, parse_transition_kind, readable_facts,
+    shown_status,
+};
+
+/// A statement parameter.
+pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// A read-only transaction on one snapshot, so that what one page shows
+/// (counts and rows, a device and its history) agrees.
+pub(super) async fn snapshot(client: &mut Client) -> Result<Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
+/// A shared statement, whose parameters are named (`:cutoff`), for
+/// PostgreSQL: each name it uses becomes `$1`, `$2`, … in the order of
+/// `named`, and its value the parameter of that number. Names it does not
+/// use are left out: PostgreSQL must know the type of every parameter.
+pub(super) fn numbered<'a>(sql: &str, named: &[(&str, Param<'a>)]) -> (String, Vec<Param<'a>>) {
+    let mut sql = sql.to_owned();
+    let mut params = Vec::new();
+    for (name, value) in named {
+        if sql.contains(name) {
+            params.push(*value);
+            sql = sql.replace(name, &format!("${}", params.len()));
+        }
+    }
+    (sql, params)
+}
+
+pub(super) async fn ping(client: &impl GenericClient) -> Result<(), StoreError> {
+    client
+        .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn list_tokens(client: &impl GenericClient) -> Result<Vec<TokenInfo>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT id, kind, uses_left, expires_at, created_at, revoked_at
+             FROM tokens ORDER BY created_at, id",
+        )
+        .await?;
+    client
+        .query(&statement, &[])
+        .await?
+        .iter()
+        .map(|row| {
+            let kind: String = row.try_get(1)?;
+            let uses_left: Option<i64> = row.try_get(2)?;
+            Ok(TokenInfo {
+                id: row.try_get(0)?,
+                kind: parse_token_kind(&kind).ok_or_else(|| {
+                    StoreError(format!("unexpected token kind `{kind}` in the database"))
+                })?,
+                uses_left: uses_left.map(|uses| u32::try_from(uses.max(0)).unwrap_or(u32::MAX)),
+                expires_at: optional_time(row, 3)?,
+                created_at: time(row, 4)?,
+                revoked_at: optional_time(row, 5)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn is_admin_token(
+    client: &impl GenericClient,
+    hash: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT 1 FROM tokens
+             WHERE hash = $1 AND kind = 'admin' AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&hash, &now.as_millisecond()])
+        .await?
+        .is_some())
+}
+
+pub(super) async fn device_key(
+    client: &impl GenericClient,
+    device_id: &str,
+) -> Result<Option<DeviceKey>, StoreError> {
+    let statement = client
+        .prepare_cached("SELECT public_key, revoked_at FROM devices WHERE id = $1")
+        .await?;
+    let Some(row) = client.query_opt(&statement, &[&device_id]).await? else {
+        return Ok(None);
+    };
+    let public_key: String = row.try_get(0)?;
+    let public_key = hex::decode(&public_key)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| StoreError(format!("the stored key of device {device_id} is damaged")))?;
+    Ok(Some(DeviceKey {
+        public_key,
+        revoked: row.try_get::<_, Option<i64>>(1)?.is_some(),
+    }))
+}
+
+/// See [`crate::store::Store::last_facts`]: one primary-key lookup in each table.
+pub(super) async fn last_facts(
+    client: &impl GenericClient,
+    device_id: &str,
+) -> Result<Option<Facts>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT r.facts_json FROM devices d JOIN reports r ON r.id = d.last_report_id
+             WHERE d.id = $1",
+        )
+        .await?;
+    let json: Option<String> = match client.query_opt(&statement, &[&device_id]).await? {
+        Some(row) => row.try_get(0)?,
+        None => None,
+    };
+    Ok(readable_facts(device_id, json.as_deref()))
+}
+
+pub(super) async fn active_policy(
+    client: &impl GenericClient,
+) -> Result<Option<StoredPolicy>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT id, policy_text, etag, activated_at FROM policies ORDER BY id DESC LIMIT 1",
+        )
+        .await?;
+    let Some(row) = client.query_opt(&statement, &[]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(StoredPolicy {
+        id: row.try_get(0)?,
+        text: row.try_get(1)?,
+        etag: row.try_get(2)?,
+        activated_at: time(&row, 3)?,
+    }))
+}
+
+/// A row of [`DEVICE_COLUMNS`].
+fn device_row(row: &Row, staleness: Staleness) -> Result<DeviceRow, StoreError> {
+    let id: String = row.try_get(0)?;
+    Ok(DeviceRow {
+        hostname: row.try_get(1)?,
+        os: row.try_get(2)?,
+        status: shown_status(status(row, 3)?, time(row, 8)?, staleness),
+        failing_checks: json(row, 4, &id)?,
+        last_seen: optional_time(row, 5)?,
+        enrolled_at: time(row, 6)?,
+        revoked: row.try_get::<_, Option<i64>>(7)?.is_some(),
+        id,
+    })
+}
+
+pub(super) async fn fleet(
+    transaction: &Transaction<'_>,
+    query: &FleetQuery,
+) -> Result<FleetPage, StoreError> {
+    let cutoff = query.staleness.cutoff().as_millisecond();
+    let summary = counts(transaction, cutoff).await?;
+    let statement = transaction.prepare_cached(FAILURES_BY_CHECK).await?;
+    let failures_by_check = transaction
+        .query(&statement, &[])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(CheckFailures {
+                check: row.try_get(0)?,
+                devices: count(row, 1)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+
+    let filtered = match &query.check {
+        Some(check) => {
+            let (sql, params) =
+                numbered(SILENT_LEAKING, &[(":check", check), (":cutoff", &cutoff)]);
+            let statement = transaction.prepare_cached(&sql).await?;
+            let silent = count(&transaction.query_one(&statement, &params).await?, 0)?;
+            fleet::leaking_summary(check, &failures_by_check, silent)
+        }
+        None => summary.clone(),
+    };
+    let plan = fleet::plan(query, &filtered)?;
+    let mut devices = Vec::new();
+    for slice in plan.slices {
+        let named: [(&str, Param<'_>); 4] = [
+            (":check", &query.check),
+            (":cutoff", &cutoff),
+            (":limit", &slice.limit),
+            (":offset", &slice.offset),
+        ];
+        let rows = match (&query.check, slice.group.leaking) {
+            (None, _) => {
+                let (sql, params) = numbered(&page_sql(slice.group.devices), &named);
+                let statement = transaction.prepare_cached(&sql).await?;
+                let rows = transaction.query(&statement, &params).await?;
+                rows.iter()
+                    .map(|row| device_row(row, query.staleness))
+                    .collect::<Result<_, _>>()?
+            }
+            (Some(_), Some(condition)) => {
+                let (sql, params) = numbered(&leaking_page_sql(condition), &named);
+                leaking_page(transaction, &sql, &params, query.staleness).await?
+            }
+            (Some(_), None) => Vec::new(),
+        };
+        devices.extend(rows);
+    }
+    Ok(FleetPage {
+        summary,
+        failures_by_check,
+        devices,
+        page: query.page.max(1),
+        per_page: query.per_page,
+        matching: plan.matching,
+    })
+}
+
+/// A page of the devices leaking on a check: their ids from `device_leaks`
+/// in table order, then those devices in one query, so that the devices
+/// skipped to reach the page are never looked up.
+async fn leaking_page(
+    transaction: &Transaction<'_>,
+    ids_sql: &str,
+    params: &[Param<'_>],
+    staleness: Staleness,
+) -> Result<Vec<DeviceRow>, StoreError> {
+    let statement = transaction.prepare_cached(ids_sql).await?;
+    let ids: Vec<String> = transaction
+        .query(&statement, params)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let statement = transaction
+        .prepare_cached(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ANY($1)"
+        ))
+        .await?;
+    let mut rows: Vec<DeviceRow> = transaction
+        .query(&statement, &[&ids])
+        .await?
+        .iter()
+        .map(|row| device_row(row, staleness))
+        .collect::<Result<_, _>>()?;
+    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    Ok(rows)
+}
+
+/// Devices per status, over the whole fleet.
+async fn counts(transaction: &Transaction<'_>, cutoff: i64) -> Result<Summary, StoreError> {
+    let (sql, params) = numbered(COUNTS, &[(":cutoff", &cutoff)]);
+    let statement = transaction.prepare_cached(&sql).await?;
+    let row = transaction.query_one(&statement, &params).await?;
+    Ok(Summary {
+        total: count(&row, 0)?,
+        silent: count(&row, 1)?,
+        leaky: count(&row, 2)?,
+        unknown: count(&row, 3)?,
+        compliant: count(&row, 4)?,
+    })
+}
+
+pub(super) async fn device(
+    transaction: &Transaction<'_>,
+    device_id: &str,
+    staleness: Staleness,
+) -> Result<Option<DeviceDetail>, StoreError> {
+    let statement = transaction
+        .prepare_cached(&format!(
+            "SELECT {DEVICE_COLUMNS}, findings_json FROM devices WHERE id = $1"
+        ))
+        .await?;
+    let Some(row) = transaction.query_opt(&statement, &[&device_id]).await? else {
+        return Ok(None);
+    };
+    let device = device_row(&row, staleness)?;
+    let findings: Vec<Finding> = json(&row, 9, device_id)?;
+    let statement = transaction
+        .prepare_cached(
+            "SELECT check_id, kind, happened_at, report_id FROM transitions
+             WHERE device_id = $1 ORDER BY happened_at DESC, id DESC",
+        )
+        .await?;
+    let transitions = transaction
+        .query(&statement, &[&device_id])
+        .await?
+        .iter()
+        .map(|row| {
+            let kind: String = row.try_get(1)?;
+            Ok(Transition {
+                check: row.try_get(0)?,
+                kind: parse_transition_kind(&kind).ok_or_else(|| {
+                    StoreError(format!(
+                        "unexpected transition kind `{kind}` in the database"
+                    ))
+                })?,
+                at: time(row, 2)?,
+                report_id: row.try_get(3)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let statement = transaction
+        .prepare_cached(
+            "SELECT id, received_at, status, leaking_checks FROM reports
+             WHERE device_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2",
+        )
+        .await?;
+    let reports = transaction
+        .query(&statement, &[&device_id, &DEVICE_PAGE_REPORTS])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ReportSummary {
+                id: row.try_get(0)?,
+                received_at: time(row, 1)?,
+                status: status(row, 2)?,
+                failing_checks: json(row, 3, device_id)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Some(DeviceDetail {
+        device,
+        findings,
+        transitions,
+        reports,
+    }))
+}
+
+fn count(row: &Row, index: usize) -> Result<u64, StoreError> {
+    let count: i64 = row.try_get(index)?;
+    u64::try_from(count)
+        .map_err(|_| StoreError(format!("unexpected count {count} in the database")))
+}
+
+pub(super) fn time(row: &Row, index: usize) -> Result<Timestamp, StoreError> {
+    from_millis(row.try_get(index)?)
+}
+
+fn optional_time(row: &Row, index: usize) -> Result<Option<Timestamp>, StoreError> {
+    row.try_get::<_, Option<i64>>(index)?
+        .map(from_millis)
+        .transpose()
+}
+
+pub(super) fn status(row: &Row, index: usize) -> Result<DeviceStatus, StoreError> {
+    let status: String = row.try_get(index)?;
+    status.parse().map_err(|message: String| {
+        StoreError(format!("unexpected status in the database: {message}"))
+    })
+}
+
+/// A column of JSON, of device `device_id`.
+fn json<T: DeserializeOwned>(row: &Row, index: usize, device_id: &str) -> Result<T, StoreError> {
+    let text: String = row.try_get(index)?;
+    serde_json::from_str(&text).map_err(|error| {
+        StoreError(format!(
+            "unreadable JSON in column {} of device {device_id}: {error}",
+            row.columns()[index].name()
+        ))
+    })
+}

@@ -1,0 +1,514 @@
+//! The writes. Those of several statements run in the caller's transaction
+//! and lock what they depend on first (see the module above); the others
+//! are one statement each.
+
+use deadpool_postgres::{GenericClient, Transaction};
+use jiff::Timestamp;
+use shipshape_core::Policy;
+use shipshape_core::checks::CheckId;
+
+use super::migrate::POLICY_LOCK;
+use super::read::{self, status, time};
+use crate::grade::{CheckState, Grade, grade};
+use crate::model::{EnrollRefusal, NewDevice, NewToken, Regraded, StoredPolicy, TokenInfo};
+use crate::store::sql::{
+    EnrollToken, PreparedReport, REGRADE_CHUNK, etag, facts_to_regrade, leaking_json,
+    new_device_id, new_token_id, to_json, token_kind, transition_kind, whole_millis,
+};
+use crate::store::{Recorded, StoreError};
+
+/// Stores a report and the device's new grade; see
+/// [`crate::store::Store::record_report`]. The caller commits when it is
+/// stored (or was before), and rolls back otherwise.
+pub(super) async fn record_report(
+    transaction: &Transaction<'_>,
+    report: &PreparedReport,
+    policy: &Policy,
+) -> Result<Recorded, StoreError> {
+    // Every report of this device, through any replica, waits here for the
+    // one before it to commit, and then sees all it stored.
+    let lock = transaction
+        .prepare_cached("SELECT 1 FROM devices WHERE id = $1 FOR NO KEY UPDATE")
+        .await?;
+    if transaction
+        .query_opt(&lock, &[&report.device_id])
+        .await?
+        .is_none()
+    {
+        return Err(StoreError(format!(
+            "device {} is not enrolled",
+            report.device_id
+        )));
+    }
+    let statement = transaction
+        .prepare_cached("SELECT device_id, receipt_json FROM reports WHERE id = $1")
+        .await?;
+    let existing: Option<(String, String)> = transaction
+        .query_opt(&statement, &[&report.id])
+        .await?
+        .map(|row| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()?;
+    if existing
+        .as_ref()
+        .is_some_and(|(owner, _)| *owner != report.device_id)
+    {
+        return Ok(Recorded::IdTakenByAnotherDevice);
+    }
+    if !insert_nonce(
+        transaction,
+        &report.device_id,
+        &report.nonce,
+        report.received_at,
+    )
+    .await?
+    {
+        return Ok(Recorded::ReplayedNonce);
+    }
+    if let Some((_, receipt)) = existing {
+        return report.stored_receipt(&receipt).map(Recorded::AlreadyStored);
+    }
+
+    let previous = check_state(transaction, &report.device_id).await?;
+    let grade = grade(policy, &report.facts, report.received_at, &previous);
+    let receipt = report.receipt(&grade);
+    let leaking = leaking_json(&grade)?;
+    let received_at = report.received_at.as_millisecond();
+    let statement = transaction
+        .prepare_cached(
+            "INSERT INTO reports (id, device_id, received_at, status, leaking_checks,
+                 facts_json, agent_report_json, receipt_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .await?;
+    let inserted = transaction
+        .execute(
+            &statement,
+            &[
+                &report.id,
+                &report.device_id,
+                &received_at,
+                &grade.status.as_str(),
+                &leaking,
+                &report.facts_json,
+                &report.agent_report_json,
+                &to_json("receipt", &receipt)?,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        // Another device's report took the id since it was looked up.
+        return Ok(Recorded::IdTakenByAnotherDevice);
+    }
+    let host = &report.facts.host;
+    let statement = transaction
+        .prepare_cached(
+            "UPDATE devices SET hostname = $2, os_family = $3, os_name = $4, os_version = $5,
+                 hardware_id = COALESCE($6, hardware_id), last_seen = $7, last_contact = $7,
+                 status = $8, leaking_checks = $9, findings_json = $10, last_report_id = $11
+             WHERE id = $1",
+        )
+        .await?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &report.device_id,
+                &host.hostname,
+                &host.os.family.as_str(),
+                &host.os.name,
+                &host.os.version,
+                &host.hardware_id,
+                &received_at,
+                &grade.status.as_str(),
+                &leaking,
+                &to_json("findings", &grade.findings)?,
+                &report.id,
+            ],
+        )
+        .await?;
+    // The fleet filtered by a check reads these copies instead of the device.
+    let statement = transaction
+        .prepare_cached(
+            "UPDATE device_leaks SET hostname = $2, last_contact = $3 WHERE device_id = $1",
+        )
+        .await?;
+    transaction
+        .execute(
+            &statement,
+            &[&report.device_id, &host.hostname, &received_at],
+        )
+        .await?;
+    save_state(
+        transaction,
+        &report.device_id,
+        &previous,
+        &grade,
+        report.received_at,
+        Some(&report.id),
+    )
+    .await?;
+    Ok(Recorded::Stored(receipt))
+}
+
+/// `false` when the device already used this nonce.
+pub(super) async fn record_nonce(
+    client: &impl GenericClient,
+    device_id: &str,
+    nonce: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let statement = client
+        .prepare_cached("SELECT 1 FROM devices WHERE id = $1")
+        .await?;
+    if client.query_opt(&statement, &[&device_id]).await?.is_none() {
+        return Err(StoreError(format!("device {device_id} is not enrolled")));
+    }
+    insert_nonce(client, device_id, nonce, whole_millis(now)).await
+}
+
+/// Concurrent inserts of one nonce wait for each other: one inserts, the
+/// others find it.
+async fn insert_nonce(
+    client: &impl GenericClient,
+    device_id: &str,
+    nonce: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO nonces (device_id, nonce, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let inserted = client
+        .execute(&statement, &[&device_id, &nonce, &now.as_millisecond()])
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// The device's failing-since clocks and leaking checks. Check ids this
+/// server does not know (left by a newer version) are ignored.
+async fn check_state(
+    transaction: &Transaction<'_>,
+    device_id: &str,
+) -> Result<CheckState, StoreError> {
+    let mut state = CheckState::default();
+    let statement = transaction
+        .prepare_cached("SELECT check_id, failing_since FROM grace_clocks WHERE device_id = $1")
+        .await?;
+    for row in transaction.query(&statement, &[&device_id]).await? {
+        let check: String = row.try_get(0)?;
+        if let Ok(check) = check.parse::<CheckId>() {
+            state.failing_since.insert(check, time(&row, 1)?);
+        }
+    }
+    let statement = transaction
+        .prepare_cached("SELECT check_id FROM device_leaks WHERE device_id = $1")
+        .await?;
+    for row in transaction.query(&statement, &[&device_id]).await? {
+        let check: String = row.try_get(0)?;
+        if let Ok(check) = check.parse::<CheckId>() {
+            state.leaking.insert(check);
+        }
+    }
+    Ok(state)
+}
+
+/// Persists what changed between `previous` and `grade`: clocks, leaks and
+/// the transitions (caused by `report_id`, or by a policy change). Called
+/// once the device row is up to date: new leaks copy its hostname and last
+/// contact.
+async fn save_state(
+    transaction: &Transaction<'_>,
+    device_id: &str,
+    previous: &CheckState,
+    grade: &Grade,
+    at: Timestamp,
+    report_id: Option<&str>,
+) -> Result<(), StoreError> {
+    if previous.failing_since != grade.state.failing_since {
+        let statement = transaction
+            .prepare_cached("DELETE FROM grace_clocks WHERE device_id = $1")
+            .await?;
+        transaction.execute(&statement, &[&device_id]).await?;
+        let insert = transaction
+            .prepare_cached(
+                "INSERT INTO grace_clocks (device_id, check_id, failing_since) VALUES ($1, $2, $3)",
+            )
+            .await?;
+        for (check, since) in &grade.state.failing_since {
+            transaction
+                .execute(
+                    &insert,
+                    &[&device_id, &check.as_str(), &since.as_millisecond()],
+                )
+                .await?;
+        }
+    }
+    if previous.leaking != grade.state.leaking {
+        let statement = transaction
+            .prepare_cached("DELETE FROM device_leaks WHERE device_id = $1")
+            .await?;
+        transaction.execute(&statement, &[&device_id]).await?;
+        // With the device's hostname and last contact, as the device row
+        // holds them by now.
+        let insert = transaction
+            .prepare_cached(
+                "INSERT INTO device_leaks (device_id, check_id, hostname, last_contact)
+                 SELECT id, $2, hostname, last_contact FROM devices WHERE id = $1",
+            )
+            .await?;
+        for check in &grade.state.leaking {
+            transaction
+                .execute(&insert, &[&device_id, &check.as_str()])
+                .await?;
+        }
+    }
+    let insert = transaction
+        .prepare_cached(
+            "INSERT INTO transitions (device_id, check_id, kind, happened_at, report_id)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await?;
+    for (check, kind) in &grade.transitions {
+        transaction
+            .execute(
+                &insert,
+                &[
+                    &device_id,
+                    &check.as_str(),
+                    &transition_kind(*kind),
+                    &at.as_millisecond(),
+                    &report_id,
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Consumes one use of the token and creates the device; see
+/// [`crate::store::Store::enroll`]. The token's row stays locked until the
+/// caller commits, so two enrollments never spend the same use.
+pub(super) async fn enroll(
+    transaction: &Transaction<'_>,
+    token_hash: &str,
+    device: &NewDevice,
+) -> Result<Result<String, EnrollRefusal>, StoreError> {
+    let statement = transaction
+        .prepare_cached(
+            "SELECT id, kind, uses_left, expires_at, revoked_at FROM tokens WHERE hash = $1
+             FOR UPDATE",
+        )
+        .await?;
+    let Some(row) = transaction.query_opt(&statement, &[&token_hash]).await? else {
+        return Ok(Err(EnrollRefusal::UnknownToken));
+    };
+    let token = EnrollToken {
+        id: row.try_get(0)?,
+        kind: row.try_get(1)?,
+        uses_left: row.try_get(2)?,
+        expires_at: row
+            .try_get::<_, Option<i64>>(3)?
+            .map(crate::store::sql::from_millis)
+            .transpose()?,
+        revoked: row.try_get::<_, Option<i64>>(4)?.is_some(),
+    };
+    if let Some(refusal) = token.refusal(device.enrolled_at) {
+        return Ok(Err(refusal));
+    }
+    let statement = transaction
+        .prepare_cached(
+            "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = $1 AND uses_left IS NOT NULL",
+        )
+        .await?;
+    transaction.execute(&statement, &[&token.id]).await?;
+    let id = new_device_id();
+    let host = &device.host;
+    let enrolled_at = whole_millis(device.enrolled_at).as_millisecond();
+    let statement = transaction
+        .prepare_cached(
+            "INSERT INTO devices (id, public_key, hostname, os_family, os_name, os_version,
+                 hardware_id, enrolled_at, last_contact, status, leaking_checks, findings_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 'unknown', '[]', '[]')",
+        )
+        .await?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &id,
+                &hex::encode(device.public_key),
+                &host.hostname,
+                &host.os.family.as_str(),
+                &host.os.name,
+                &host.os.version,
+                &host.hardware_id,
+                &enrolled_at,
+            ],
+        )
+        .await?;
+    Ok(Ok(id))
+}
+
+pub(super) async fn create_token(
+    client: &impl GenericClient,
+    token: &NewToken,
+) -> Result<TokenInfo, StoreError> {
+    let info = TokenInfo {
+        id: new_token_id()?,
+        kind: token.kind,
+        uses_left: token.uses,
+        expires_at: token.expires_at.map(whole_millis),
+        created_at: whole_millis(token.created_at),
+        revoked_at: None,
+    };
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO tokens (id, kind, hash, uses_left, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &info.id,
+                &token_kind(info.kind),
+                &hex::encode(token.hash),
+                &info.uses_left.map(i64::from),
+                &info.expires_at.map(|at| at.as_millisecond()),
+                &info.created_at.as_millisecond(),
+            ],
+        )
+        .await?;
+    Ok(info)
+}
+
+/// What can be revoked.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Revocable {
+    Token,
+    Device,
+}
+
+/// Revokes a token or a device; `false` when there is no such one.
+/// Revoking twice keeps the first time.
+pub(super) async fn revoke(
+    client: &impl GenericClient,
+    what: Revocable,
+    id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let sql = match what {
+        Revocable::Token => "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+        Revocable::Device => {
+            "UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1"
+        }
+    };
+    let statement = client.prepare_cached(sql).await?;
+    let changed = client
+        .execute(&statement, &[&id, &now.as_millisecond()])
+        .await?;
+    Ok(changed == 1)
+}
+
+/// Stores the policy and re-grades every device that has reported, from its
+/// last facts; see [`crate::store::Store::activate_policy`]. One activation
+/// at a time across replicas (an advisory lock), each device locked while
+/// it is re-graded so that no report of it interleaves.
+pub(super) async fn activate_policy(
+    transaction: &Transaction<'_>,
+    text: &str,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<(StoredPolicy, Regraded), StoreError> {
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+            &[&POLICY_LOCK],
+        )
+        .await?;
+    if let Some(active) = read::active_policy(transaction).await?
+        && active.text == text
+    {
+        return Ok((active, Regraded::default()));
+    }
+    let now = whole_millis(now);
+    let etag = etag(text);
+    let statement = transaction
+        .prepare_cached(
+            "INSERT INTO policies (policy_text, etag, activated_at) VALUES ($1, $2, $3)
+             RETURNING id",
+        )
+        .await?;
+    let id: i64 = transaction
+        .query_one(&statement, &[&text, &etag, &now.as_millisecond()])
+        .await?
+        .try_get(0)?;
+    let stored = StoredPolicy {
+        id,
+        text: text.to_owned(),
+        etag,
+        activated_at: now,
+    };
+    Ok((stored, regrade_all(transaction, policy, now).await?))
+}
+
+async fn regrade_all(
+    transaction: &Transaction<'_>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Regraded, StoreError> {
+    let mut regraded = Regraded::default();
+    let mut after = String::new();
+    let chunk = transaction
+        .prepare_cached(
+            "SELECT d.id, d.status, r.facts_json
+             FROM devices d JOIN reports r ON r.id = d.last_report_id
+             WHERE d.id > $1 ORDER BY d.id LIMIT $2
+             FOR NO KEY UPDATE OF d",
+        )
+        .await?;
+    let update = transaction
+        .prepare_cached(
+            "UPDATE devices SET status = $2, leaking_checks = $3, findings_json = $4
+             WHERE id = $1",
+        )
+        .await?;
+    loop {
+        let rows = transaction.query(&chunk, &[&after, &REGRADE_CHUNK]).await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = last.try_get(0)?;
+        for row in &rows {
+            let device_id: String = row.try_get(0)?;
+            let before = status(row, 1)?;
+            let facts_json: String = row.try_get(2)?;
+            let Some(facts) = facts_to_regrade(&device_id, &facts_json) else {
+                continue;
+            };
+            let previous = check_state(transaction, &device_id).await?;
+            let grade = grade(policy, &facts, now, &previous);
+            transaction
+                .execute(
+                    &update,
+                    &[
+                        &device_id,
+                        &grade.status.as_str(),
+                        &leaking_json(&grade)?,
+                        &to_json("findings", &grade.findings)?,
+                    ],
+                )
+                .await?;
+            save_state(transaction, &device_id, &previous, &grade, now, None).await?;
+            regraded.devices += 1;
+            if grade.status != before {
+                regraded.changed_status += 1;
+            }
+        }
+    }
+    Ok(regraded)
+}
