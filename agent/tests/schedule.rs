@@ -361,6 +361,11 @@ fn where_systemd_is_not_running_the_units_are_written_and_linked_for_later() {
         "{printed}"
     );
 
+    let status = schedule::status(&machine(&system, root.path()));
+    assert_eq!(status.timers.len(), 1, "root has no user timer: {status:?}");
+    assert!(status.timers[0].installed);
+    assert_eq!(status.timers[0].state, None);
+
     let removed = schedule::remove(&machine(&system, root.path()), Scope::System).unwrap();
     assert!(system.ran().is_empty());
     assert_eq!(removed.files.len(), 3, "{:?}", removed.files);
@@ -398,6 +403,17 @@ fn without_a_user_manager_a_user_timer_waits_for_the_next_login() {
         root.path(),
         "/home/alice/.config/systemd/user/timers.target.wants/shipshape-report.timer"
     ));
+    let status = schedule::status(&machine(&system, root.path()));
+    let user = &status.timers[1];
+    assert_eq!(user.scope, Scope::User);
+    assert!(user.installed);
+    assert_eq!(
+        user.note.as_deref(),
+        Some(
+            "no systemd user manager runs for this session (XDG_RUNTIME_DIR is not set): the \
+             timer starts at your next login"
+        )
+    );
 }
 
 #[test]

@@ -88,15 +88,17 @@ pub fn systemd_span(duration: Duration) -> String {
     }
 }
 
-/// A span for a sentence: "30 minutes", "1 hour", "150 seconds".
+/// A span for a sentence: "30 minutes", "1 hour", "2 minutes 30 seconds".
 pub fn words(duration: Duration) -> String {
+    let count =
+        |count: u64, unit: &str| format!("{count} {unit}{}", if count == 1 { "" } else { "s" });
     let seconds = duration.as_secs();
-    let (count, unit) = match seconds {
-        s if s > 0 && s % 3600 == 0 => (s / 3600, "hour"),
-        s if s > 0 && s % 60 == 0 => (s / 60, "minute"),
-        s => (s, "second"),
-    };
-    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+    match seconds {
+        s if s > 0 && s % 3600 == 0 => count(s / 3600, "hour"),
+        s if s > 0 && s % 60 == 0 => count(s / 60, "minute"),
+        s if s > 60 => format!("{} {}", count(s / 60, "minute"), count(s % 60, "second")),
+        s => count(s, "second"),
+    }
 }
 
 impl Default for Every {
@@ -197,7 +199,8 @@ mod tests {
         assert_eq!(systemd_span(every("2h").spread()), "1h");
         assert_eq!(systemd_span(every("1d").spread()), "1h");
         assert_eq!(iso8601(every("5m").spread()), "PT150S");
-        assert_eq!(words(every("5m").spread()), "150 seconds");
+        assert_eq!(words(every("5m").spread()), "2 minutes 30 seconds");
+        assert_eq!(words(Duration::from_secs(1)), "1 second");
         assert_eq!(words(every("1h").spread()), "30 minutes");
         assert_eq!(words(every("1d").spread()), "1 hour");
     }

@@ -270,8 +270,12 @@ pub(super) fn status(machine: &Machine) -> Status {
         .err()
         .map(|why| format!("{why}: an installed timer starts when systemd does"));
     let mut timers = vec![timer_status(machine, Scope::System, scheduler.is_none())];
-    if !machine.system.is_privileged() && unit_dir(machine, Scope::User).is_ok() {
-        timers.push(timer_status(machine, Scope::User, scheduler.is_none()));
+    if unit_dir(machine, Scope::User).is_ok() {
+        // Root's own user timer is shown only when there is one.
+        let user = timer_status(machine, Scope::User, scheduler.is_none());
+        if user.installed || !machine.system.is_privileged() {
+            timers.push(user);
+        }
     }
     Status {
         os: OsFamily::Linux,
