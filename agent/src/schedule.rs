@@ -61,11 +61,12 @@ pub enum Command {
     },
     /// Write the timer's files into a directory, touching no scheduler (for packaging).
     Render {
-        /// The OS to render for (default: this one).
+        /// The OS to render for: linux, macos or windows (default: this one).
         #[arg(long, value_name = "OS", value_parser = parse_os)]
         os: Option<OsFamily>,
         #[command(flatten)]
         scope: ScopeArgs,
+        /// How often: 5m, 10m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h or 1d.
         #[arg(long, value_name = "DUR", default_value_t = Every::HOURLY)]
         every: Every,
         /// The agent the timer runs (default: this executable).
