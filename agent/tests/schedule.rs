@@ -159,9 +159,9 @@ fn linux_system_units_rendered_into_a_temporary_root() {
     }
     assert!(service.contains("\nExecStart=/usr/bin/shipshape report\n"));
     assert!(service.contains("\nProtectSystem=strict\n"));
-    assert!(
-        service.contains("\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_DAC_READ_SEARCH\n")
-    );
+    assert!(service.contains(
+        "\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID\n"
+    ));
     assert!(timer.contains("\nOnCalendar=*-*-* *:00:00\n"));
     assert!(timer.contains("\nRandomizedDelaySec=30min\n"));
     insta::assert_snapshot!("linux_system_service", service);
