@@ -10,7 +10,10 @@ use shipshape_core::wire::{DeviceStatus, Receipt};
 
 use super::StoreError;
 use crate::grade::Grade;
-use crate::model::{EnrollRefusal, IncomingReport, Staleness, TokenKind, TransitionKind};
+use crate::model::{
+    DeviceKey, EnrollRefusal, IncomingReport, NewToken, Staleness, TokenInfo, TokenKind,
+    TransitionKind,
+};
 
 /// The schema, one migration per version, in the portable SQL both
 /// backends run (PostgreSQL with the changes its backend makes, see
@@ -262,10 +265,35 @@ pub(super) fn new_device_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// A fresh token id: 12 hex digits, what `token list` shows and `token revoke` takes.
-pub(super) fn new_token_id() -> Result<String, StoreError> {
+/// A new token as it is stored and listed: a fresh id of 12 hex digits
+/// (what `token list` shows and `token revoke` takes), times in whole
+/// milliseconds.
+pub(super) fn new_token_info(token: &NewToken) -> Result<TokenInfo, StoreError> {
     let mut id = [0u8; 6];
     getrandom::fill(&mut id)
         .map_err(|error| StoreError(format!("no randomness for a token id: {error}")))?;
-    Ok(hex::encode(id))
+    Ok(TokenInfo {
+        id: hex::encode(id),
+        kind: token.kind,
+        uses_left: token.uses,
+        expires_at: token.expires_at.map(whole_millis),
+        created_at: whole_millis(token.created_at),
+        revoked_at: None,
+    })
+}
+
+/// A device's key as it reads back from `devices.public_key` (hex).
+pub(super) fn device_key(
+    device_id: &str,
+    public_key: &str,
+    revoked: bool,
+) -> Result<DeviceKey, StoreError> {
+    let public_key = hex::decode(public_key)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| StoreError(format!("the stored key of device {device_id} is damaged")))?;
+    Ok(DeviceKey {
+        public_key,
+        revoked,
+    })
 }

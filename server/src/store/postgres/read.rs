@@ -14,7 +14,6 @@ use crate::model::{
     CheckFailures, DeviceDetail, DeviceKey, DeviceRow, FleetPage, FleetQuery, ReportSummary,
     Staleness, StoredPolicy, Summary, TokenInfo, Transition,
 };
-use crate::store::StoreError;
 use crate::store::sql::fleet::{
     self, COUNTS, DEVICE_COLUMNS, FAILURES_BY_CHECK, SILENT_LEAKING, leaking_page_sql, page_sql,
 };
@@ -22,6 +21,7 @@ use crate::store::sql::{
     DEVICE_PAGE_REPORTS, from_millis, parse_token_kind, parse_transition_kind, readable_facts,
     shown_status,
 };
+use crate::store::{StoreError, sql};
 
 /// A statement parameter.
 pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
@@ -117,14 +117,8 @@ pub(super) async fn device_key(
         return Ok(None);
     };
     let public_key: String = row.try_get(0)?;
-    let public_key = hex::decode(&public_key)
-        .ok()
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| StoreError(format!("the stored key of device {device_id} is damaged")))?;
-    Ok(Some(DeviceKey {
-        public_key,
-        revoked: row.try_get::<_, Option<i64>>(1)?.is_some(),
-    }))
+    let revoked = row.try_get::<_, Option<i64>>(1)?.is_some();
+    sql::device_key(device_id, &public_key, revoked).map(Some)
 }
 
 /// See [`crate::store::Store::last_facts`]: one primary-key lookup in each table.
@@ -210,7 +204,7 @@ pub(super) async fn fleet(
     };
     let plan = fleet::plan(query, &filtered)?;
     let mut devices = Vec::new();
-    for slice in plan.slices {
+    for slice in &plan.slices {
         let named: [(&str, Param<'_>); 4] = [
             (":check", &query.check),
             (":cutoff", &cutoff),
@@ -234,14 +228,7 @@ pub(super) async fn fleet(
         };
         devices.extend(rows);
     }
-    Ok(FleetPage {
-        summary,
-        failures_by_check,
-        devices,
-        page: query.page.max(1),
-        per_page: query.per_page,
-        matching: plan.matching,
-    })
+    Ok(plan.page(query, summary, failures_by_check, devices))
 }
 
 /// A page of the devices leaking on a check: their ids from `device_leaks`

@@ -13,7 +13,7 @@ use crate::grade::{CheckState, Grade, grade};
 use crate::model::{EnrollRefusal, NewDevice, NewToken, Regraded, StoredPolicy, TokenInfo};
 use crate::store::sql::{
     EnrollToken, PreparedReport, REGRADE_CHUNK, etag, facts_to_regrade, leaking_json,
-    new_device_id, new_token_id, to_json, token_kind, transition_kind, whole_millis,
+    new_device_id, new_token_info, to_json, token_kind, transition_kind, whole_millis,
 };
 use crate::store::{Recorded, StoreError};
 
@@ -356,14 +356,7 @@ pub(super) async fn create_token(
     client: &impl GenericClient,
     token: &NewToken,
 ) -> Result<TokenInfo, StoreError> {
-    let info = TokenInfo {
-        id: new_token_id()?,
-        kind: token.kind,
-        uses_left: token.uses,
-        expires_at: token.expires_at.map(whole_millis),
-        created_at: whole_millis(token.created_at),
-        revoked_at: None,
-    };
+    let info = new_token_info(token)?;
     let statement = client
         .prepare_cached(
             "INSERT INTO tokens (id, kind, hash, uses_left, expires_at, created_at)

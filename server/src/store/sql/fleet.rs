@@ -18,7 +18,7 @@
 
 use shipshape_core::wire::DeviceStatus;
 
-use crate::model::{CheckFailures, FleetQuery, Summary};
+use crate::model::{CheckFailures, DeviceRow, FleetPage, FleetQuery, Summary};
 use crate::store::StoreError;
 
 /// The columns of `devices` a table row reads, in this order.
@@ -135,6 +135,27 @@ pub(in crate::store) struct Plan {
     pub(in crate::store) matching: u64,
     /// The groups' rows on the page, in table order.
     pub(in crate::store) slices: Vec<Slice>,
+}
+
+impl Plan {
+    /// The page: the fleet's `summary` and `failures`, and the `devices`
+    /// read for the slices.
+    pub(in crate::store) fn page(
+        &self,
+        query: &FleetQuery,
+        summary: Summary,
+        failures_by_check: Vec<CheckFailures>,
+        devices: Vec<DeviceRow>,
+    ) -> FleetPage {
+        FleetPage {
+            summary,
+            failures_by_check,
+            devices,
+            page: query.page.max(1),
+            per_page: query.per_page,
+            matching: self.matching,
+        }
+    }
 }
 
 /// Cuts the query's page from the groups it keeps, given how many devices

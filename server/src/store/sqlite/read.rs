@@ -11,13 +11,13 @@ use crate::model::{
     CheckFailures, DeviceDetail, DeviceKey, DeviceRow, FleetPage, FleetQuery, ReportSummary,
     Staleness, StoredPolicy, Summary, TokenInfo, Transition,
 };
-use crate::store::StoreError;
 use crate::store::sql::fleet::{
     self, COUNTS, DEVICE_COLUMNS, FAILURES_BY_CHECK, SILENT_LEAKING, leaking_page_sql, page_sql,
 };
 use crate::store::sql::{
     DEVICE_PAGE_REPORTS, parse_token_kind, parse_transition_kind, shown_status,
 };
+use crate::store::{StoreError, sql};
 
 pub(super) fn ping(connection: &Connection) -> Result<(), StoreError> {
     connection.query_row("SELECT COUNT(*) FROM schema_migrations", [], |_| Ok(()))?;
@@ -73,14 +73,7 @@ pub(super) fn device_key(
     let Some((public_key, revoked_at)) = key else {
         return Ok(None);
     };
-    let public_key = hex::decode(&public_key)
-        .ok()
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| StoreError(format!("the stored key of device {device_id} is damaged")))?;
-    Ok(Some(DeviceKey {
-        public_key,
-        revoked: revoked_at.is_some(),
-    }))
+    sql::device_key(device_id, &public_key, revoked_at.is_some()).map(Some)
 }
 
 pub(super) fn active_policy(connection: &Connection) -> Result<Option<StoredPolicy>, StoreError> {
@@ -141,7 +134,7 @@ pub(super) fn fleet(connection: &Connection, query: &FleetQuery) -> Result<Fleet
     };
     let plan = fleet::plan(query, &filtered)?;
     let mut devices = Vec::new();
-    for slice in plan.slices {
+    for slice in &plan.slices {
         let (limit, offset) = (slice.limit, slice.offset);
         let rows = match (&query.check, slice.group.leaking) {
             (None, _) => transaction
@@ -161,14 +154,7 @@ pub(super) fn fleet(connection: &Connection, query: &FleetQuery) -> Result<Fleet
         };
         devices.extend(rows);
     }
-    Ok(FleetPage {
-        summary,
-        failures_by_check,
-        devices,
-        page: query.page.max(1),
-        per_page: query.per_page,
-        matching: plan.matching,
-    })
+    Ok(plan.page(query, summary, failures_by_check, devices))
 }
 
 /// A page of the devices leaking on a check: their ids from `device_leaks`
