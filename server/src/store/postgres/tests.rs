@@ -345,8 +345,10 @@ async fn hostnames_sort_as_in_sqlite() {
     };
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("shipshape.db")).unwrap();
+    // Non-ASCII letters are not folded ("Ébc" before "éa"), punctuation
+    // counts (whatever the database's locale would say).
     let hostnames = [
-        "b", "Émile", "émile", "_under", "ab", "a-b", "Zed", "zed", "ÀB", "A", "a", "~tilde",
+        "b", "Ébc", "éa", "_under", "ab", "a-b", "Zed", "zed", "ÀB", "A", "a", "~tilde",
     ];
     for hostname in hostnames {
         enroll(&*postgres, hostname).await;
