@@ -24,6 +24,10 @@ use crate::stats::{Tally, TallySummary};
 /// which a fresh server sends them.
 const POLICY: &str = include_str!("../../policies/default.toml");
 
+/// How long after the end of the measured phase a request due within it
+/// is still sent: timers fire up to a millisecond late.
+const LATE_DISPATCH: Duration = Duration::from_millis(50);
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -75,8 +79,9 @@ pub struct Phase {
 pub struct Measured {
     /// From the start until the last answer came.
     pub secs: f64,
-    /// Requests that fell due but were not sent when the time was up: the
-    /// server (or this machine) could not keep up with the rate.
+    /// Requests that fell due but were not sent when the time was up (the
+    /// end of the phase, give or take 50 ms): the server (or this machine)
+    /// could not keep up with the rate.
     pub not_sent: u64,
     pub full: TallySummary,
     pub heartbeat: TallySummary,
@@ -298,7 +303,8 @@ async fn measure(shared: &Arc<Shared>, settings: &Settings) -> anyhow::Result<Me
     let mut tasks = JoinSet::new();
     let mut not_sent = 0;
     let start = Instant::now();
-    let end = start + settings.duration;
+    // Requests due at the very end may be dispatched a timer tick late.
+    let end = start + settings.duration + LATE_DISPATCH;
     while let Some(slot) = plan.next() {
         let due = start + slot.due;
         tokio::time::sleep_until(due).await;
