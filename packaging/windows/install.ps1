@@ -78,11 +78,13 @@ if (($machinePath -split ';') -notcontains $dir) {
 }
 
 if ($Server) {
-    $enroll = @('enroll', '--server', $Server, '--token', $Token)
+    $enroll = @('enroll', '--server', $Server)
     # The task runs as SYSTEM, which cannot read an administrator's Credential
     # Manager: unless this runs as SYSTEM, keep the key in the restricted file.
     if (-not $identity.IsSystem) { $enroll += @('--key-store', 'file') }
-    & $exe @enroll
+    # Through the environment, not the command line other processes can read.
+    $env:SHIPSHAPE_ENROLL_TOKEN = $Token
+    try { & $exe @enroll } finally { Remove-Item Env:SHIPSHAPE_ENROLL_TOKEN }
     if ($LASTEXITCODE -ne 0) { throw "shipshape enroll failed (exit $LASTEXITCODE): see its message above" }
 }
 
