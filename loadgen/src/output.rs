@@ -44,8 +44,15 @@ pub fn human(results: &Results) -> String {
         "  {:<14} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "", "sent", "ok", "ok/s", "bytes", "p50 ms", "p90 ms", "p99 ms", "max ms"
     );
-    row(&mut out, "full reports", &measured.full);
-    row(&mut out, "heartbeats", &measured.heartbeat);
+    for (what, tally) in [
+        ("full reports", &measured.full),
+        ("heartbeats", &measured.heartbeat),
+    ] {
+        // A kind the run did not send (a full-report-only run) is left out.
+        if tally.sent > 0 {
+            row(&mut out, what, tally);
+        }
+    }
     if measured.heartbeat.resend_full > 0 {
         let _ = writeln!(
             out,
@@ -112,4 +119,79 @@ fn row(out: &mut String, what: &str, tally: &TallySummary) {
         latency.p99_ms,
         latency.max_ms
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::run::Measured;
+    use crate::stats::Tally;
+
+    fn results(full: &Tally, heartbeat: &Tally, not_sent: u64) -> Results {
+        let second = Duration::from_secs(1);
+        let mut enrolled = Tally::default();
+        enrolled.sent(300);
+        enrolled.ok(Duration::from_millis(3));
+        Results {
+            server: "http://127.0.0.1:8443".to_owned(),
+            devices: 1,
+            seed: 1,
+            rate: 3.0,
+            duration_secs: 1.0,
+            heartbeat_share: 0.0,
+            concurrency: 8,
+            enrollment: Phase {
+                secs: 0.01,
+                requests: enrolled.summary(second),
+            },
+            first_reports: None,
+            measured: Measured {
+                secs: 1.0,
+                not_sent,
+                full: full.summary(second),
+                heartbeat: heartbeat.summary(second),
+            },
+        }
+    }
+
+    #[test]
+    fn a_full_report_run_shows_its_row_its_errors_and_what_was_not_sent() {
+        let mut full = Tally::default();
+        for _ in 0..3 {
+            full.sent(4_000);
+        }
+        full.ok(Duration::from_millis(2));
+        full.error("HTTP 429".to_owned());
+        full.error("HTTP 429".to_owned());
+        let text = human(&results(&full, &Tally::default(), 4));
+        assert!(
+            text.contains("\n  full reports          3        1 "),
+            "{text}"
+        );
+        assert!(!text.contains("  heartbeats "), "{text}");
+        assert!(
+            text.contains("errors:\n  full reports: HTTP 429 × 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("not sent: 4 requests"), "{text}");
+    }
+
+    #[test]
+    fn a_clean_run_says_so_and_its_json_has_every_count() {
+        let mut heartbeat = Tally::default();
+        heartbeat.sent(2_000);
+        heartbeat.ok(Duration::from_millis(1));
+        let results = results(&Tally::default(), &heartbeat, 0);
+        let text = human(&results);
+        assert!(text.contains("errors: none"), "{text}");
+        assert!(!text.contains("not sent"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&json(&results)).unwrap();
+        assert_eq!(json["measured"]["heartbeat"]["ok"], 1);
+        assert_eq!(json["measured"]["heartbeat"]["mean_body_bytes"], 2_000);
+        assert_eq!(json["measured"]["full"]["sent"], 0);
+        assert_eq!(json["enrollment"]["requests"]["ok"], 1);
+        assert_eq!(json["first_reports"], serde_json::Value::Null);
+    }
 }
