@@ -226,6 +226,7 @@ as_service=(setpriv --reuid=shipshape-server --regid=shipshape-server --init-gro
     fail "token create --admin as shipshape-server with /etc/shipshape/server.toml failed"
 [ "$(stat -c %U /var/lib/shipshape-server/shipshape.db)" = shipshape-server ] ||
     fail "the database is not at /var/lib/shipshape-server/shipshape.db owned by shipshape-server"
+: >"$work/serve.out"
 # shellcheck disable=SC2086 # ExecStart's words, as systemd splits them
 (cd /var/lib/shipshape-server && exec "${as_service[@]}" $exec_start --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err") &
 server_pid=$!
