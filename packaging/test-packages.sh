@@ -5,7 +5,8 @@
 #                systemd-analyze verify of the installed units; the timer's
 #                enablement symlink; an upgrade keeps a disabled timer
 #                disabled; dpkg -r leaves no unit and no symlink; a reinstall
-#                enables the timer again; purge deletes the agent's state.
+#                enables the timer again; purge deletes the agent's state;
+#                without systemctl (a container) it installs and enables nothing.
 #   server .deb  dpkg -i; the system user; the conffile; systemd-analyze
 #                verify and security of the hardened unit; the service's
 #                command line run as its user serves /healthz from the
@@ -47,9 +48,10 @@ same_list() {
 }
 # Fails if any unit file or symlink named shipshape* is left in systemd's directories.
 no_units_left() {
-    local left
-    left=$(find "${unit_dirs[@]}" -name "$1" 2>/dev/null | sort -u)
-    [ -z "$left" ] || fail "$2 left behind: $left"
+    local name=$1 what=$2 left
+    shift 2
+    left=$(find "${unit_dirs[@]}" -name "$name" "$@" 2>/dev/null | sort -u)
+    [ -z "$left" ] || fail "$what left behind: $left"
 }
 # systemd-analyze verify, strictly: any complaint fails.
 verify_units() {
@@ -175,6 +177,23 @@ no_units_left 'shipshape-report*' "after dpkg --purge shipshape, a unit or symli
 [ -e /etc/shipshape/policy.toml.test ] || fail "dpkg --purge deleted a file IT placed in /etc/shipshape"
 rm /etc/shipshape/policy.toml.test
 ok "dpkg --purge: the agent's state is gone, IT's own files in /etc/shipshape stay"
+
+# A machine without systemd (a container image): every program but systemctl.
+nosystemd=$work/no-systemd
+mkdir "$nosystemd"
+for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+    for program in "$dir"/*; do
+        name=${program##*/}
+        [ "$name" = systemctl ] || [ -e "$nosystemd/$name" ] || ln -s "$program" "$nosystemd/$name"
+    done
+done
+PATH=$nosystemd dpkg -i "$agent_deb" >/dev/null 2>"$work/nosystemd.err" || fail "dpkg -i without systemctl failed: $(cat "$work/nosystemd.err")"
+installed shipshape || fail "without systemctl, dpkg -i did not leave shipshape installed"
+grep -q "no systemd here" "$work/nosystemd.err" || fail "without systemctl, postinst did not say the timer is not enabled"
+no_units_left 'shipshape-report.timer' "without systemctl, an enablement symlink was" -type l
+PATH=$nosystemd dpkg --purge shipshape >/dev/null 2>&1 || fail "dpkg --purge without systemctl failed"
+no_units_left 'shipshape-report*' "after dpkg --purge without systemctl, a unit was"
+ok "without systemd (no systemctl): installs, enables nothing, purges cleanly"
 
 echo "==> server: $server_deb"
 dpkg -i "$server_deb" >/dev/null
