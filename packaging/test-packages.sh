@@ -95,6 +95,8 @@ version=$(dpkg-deb -f "$agent_deb" Version)
 upstream=${version%-*}
 server_user_existed=false
 getent passwd shipshape-server >/dev/null && server_user_existed=true
+server_group_existed=false
+getent group shipshape-server >/dev/null && server_group_existed=true
 etc_existed=false
 [ -d /etc/shipshape ] && etc_existed=true
 server_pid=
@@ -111,7 +113,9 @@ cleanup() {
     if ! $server_user_existed && getent passwd shipshape-server >/dev/null; then
         rm -rf /var/lib/shipshape-server
         userdel shipshape-server >/dev/null 2>&1 || true
-        if getent group shipshape-server >/dev/null; then groupdel shipshape-server >/dev/null 2>&1 || true; fi
+    fi
+    if ! $server_group_existed && getent group shipshape-server >/dev/null; then
+        groupdel shipshape-server >/dev/null 2>&1 || true
     fi
     rm -rf "$work"
 }
