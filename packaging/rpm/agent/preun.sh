@@ -1,5 +1,6 @@
 # shipshape %preun ($1: 0 on erase, 1 on upgrade): on erase, stop and disable
 # the report timer so that no unit or enablement symlink remains.
+command -v systemctl >/dev/null || exit 0
 if [ "$1" -eq 0 ]; then
     if [ -d /run/systemd/system ]; then
         systemctl disable --now shipshape-report.timer || :
