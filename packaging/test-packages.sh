@@ -323,11 +323,11 @@ echo "==> recipes"
 for script in packaging/deb/*/* packaging/rpm/agent/*.sh packaging/macos/scripts/postinstall packaging/macos/uninstall.sh; do
     sh -n "$script" || fail "$script does not parse"
 done
-for script in packaging/build.sh packaging/test-packages.sh packaging/macos/build-pkg.sh; do
+for script in packaging/build.sh packaging/test-packages.sh packaging/test-under-systemd.sh packaging/macos/build-pkg.sh; do
     bash -n "$script" || fail "$script does not parse"
 done
 shellcheck -s sh packaging/deb/*/* packaging/rpm/agent/*.sh packaging/macos/scripts/postinstall packaging/macos/uninstall.sh
-shellcheck packaging/build.sh packaging/test-packages.sh packaging/macos/build-pkg.sh
+shellcheck packaging/build.sh packaging/test-packages.sh packaging/test-under-systemd.sh packaging/macos/build-pkg.sh
 ok "maintainer scripts, scriptlets and the macOS scripts parse and pass shellcheck"
 bash packaging/macos/build-pkg.sh --stage-only --binary "$work/shipshape-from-rpm" >/dev/null
 stage=$out/macos/stage
