@@ -6,7 +6,8 @@
 #
 #   benches/loadgen.sh                          # SQLite, a fresh file under target/loadgen-bench/
 #   benches/loadgen.sh sqlite:/path/to/bench.db
-#   benches/loadgen.sh postgres://user@127.0.0.1:5432/bench    # an empty database
+#   benches/loadgen.sh postgres://postgres@127.0.0.1:5432/bench  # an empty database
+#                                       (createdb -h 127.0.0.1 -U postgres bench)
 #
 # Settings, from the environment (defaults in brackets):
 #   DEVICES          devices per run, each enrolled anew [2000]
@@ -20,7 +21,8 @@
 # e.g. find the ceiling:  FULL_RATES="800 1000 1200 1500" HEARTBEAT_RATES="3000 5000 7000" benches/loadgen.sh
 #
 # The server and the load generator share this machine's cores: the CPU
-# lines say how much each used. The server runs with a config file
+# lines say how much each used, and how much other processes took meanwhile
+# (on a busy machine the figures are the server's share of it, not its ceiling). The server runs with a config file
 # (written below, shown at the start) that turns the per-device rate limit
 # off — a benchmark device sends far more than the 60 requests a minute a
 # real agent is allowed — and allows more requests in flight than the
@@ -77,14 +79,20 @@ server_cpu() {
   awk -v ticks="$ticks" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / ticks }' "/proc/$server_pid/stat"
 }
 
+# Busy CPU time of the whole machine so far, in seconds (all but idle and iowait).
+machine_cpu() {
+  awk -v ticks="$ticks" '$1 == "cpu" { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / ticks }' /proc/stat
+}
+
 echo "server: $url on $db ($(nproc) cores; results and logs in $work)"
 echo
 
 # run NAME RATE SHARE
 run() {
   local name=$1 rate=$2 share=$3
-  local before after started ended
+  local before after busy_before busy_after started ended
   before=$(server_cpu)
+  busy_before=$(machine_cpu)
   started=$(date +%s.%N)
   local TIMEFORMAT='%U %S'
   { time "$loadgen_bin" --server "$url" --enroll-token "$token" --devices "$DEVICES" \
@@ -93,12 +101,15 @@ run() {
       >"$work/$name.out" 2>"$work/$name.err"; } 2>"$work/$name.time"
   ended=$(date +%s.%N)
   after=$(server_cpu)
+  busy_after=$(machine_cpu)
   echo "== $name: $rate/s, heartbeat share $share"
   cat "$work/$name.out"
   awk -v before="$before" -v after="$after" -v started="$started" -v ended="$ended" \
-    '{ wall = ended - started;
-       printf "cpu: server %.1f s, loadgen %.1f s, over %.1f s wall (enrollment included): %.2f of %d cores busy\n",
-         after - before, $1 + $2, wall, (after - before + $1 + $2) / wall, cores }' \
+    -v busy="$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN { print b - a }')" \
+    '{ wall = ended - started; server = after - before; loadgen = $1 + $2;
+       others = busy - server - loadgen; if (others < 0) others = 0;
+       printf "cpu over %.1f s wall (setup included): server %.1f s, loadgen %.1f s, other processes %.1f s: %.2f of %d cores busy\n",
+         wall, server, loadgen, others, busy / wall, cores }' \
     cores="$(nproc)" "$work/$name.time"
   echo
 }
