@@ -11,8 +11,8 @@
 #
 # Settings, from the environment (defaults in brackets):
 #   DEVICES          devices per run, each enrolled anew [2000]
-#   FULL_RATES       full reports a second, one run per rate ["1000"]
-#   HEARTBEAT_RATES  heartbeats a second, one run per rate ["5000"]
+#   FULL_RATES       full reports a second, one run per rate; empty for none ["1000"]
+#   HEARTBEAT_RATES  heartbeats a second, one run per rate; empty for none ["5000"]
 #   DURATION         length of each run's measured phase [20s]
 #   CONCURRENCY      requests in flight at most [256]
 #   SEED             the fleet's seed [1]
@@ -31,8 +31,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEVICES=${DEVICES:-2000}
-FULL_RATES=${FULL_RATES:-1000}
-HEARTBEAT_RATES=${HEARTBEAT_RATES:-5000}
+FULL_RATES=${FULL_RATES-1000}
+HEARTBEAT_RATES=${HEARTBEAT_RATES-5000}
 DURATION=${DURATION:-20s}
 CONCURRENCY=${CONCURRENCY:-256}
 SEED=${SEED:-1}
@@ -58,6 +58,7 @@ sed 's/^/  /' "$work/server.toml" >&2
 
 runs=0
 for _ in $FULL_RATES $HEARTBEAT_RATES; do runs=$((runs + 1)); done
+[ "$runs" -gt 0 ] || { echo "nothing to run: FULL_RATES and HEARTBEAT_RATES are both empty" >&2; exit 2; }
 token=$("$server_bin" --db "$db" token create --enroll --uses $((DEVICES * runs)) 2>/dev/null)
 
 "$server_bin" --config "$work/server.toml" serve --listen 127.0.0.1:0 --db "$db" \
