@@ -32,7 +32,7 @@ use crate::config::{Limits, PublicUrl};
 use crate::model::Staleness;
 use crate::store::{ActivePolicy, Store, StoreError};
 
-pub use fleet::{MAX_PER_PAGE, all_devices};
+pub use fleet::{MAX_PER_PAGE, csv_chunks, fleet_page};
 pub use health::Metrics;
 
 /// The largest request body accepted: a full report is a few tens of KiB.
@@ -120,6 +120,33 @@ impl AppState {
         &self.inner.settings
     }
 
+    /// Resumes the re-grade of the active policy when it is unfinished (the
+    /// server stopped midway), in the background.
+    pub async fn resume_regrade(&self) {
+        let policy = Arc::clone(&*self.inner.policy.read().await);
+        match self.store().regrade_progress().await {
+            Ok(Some(progress))
+                if progress.policy_id == policy.stored.id
+                    && progress.state == crate::model::RegradeState::Running =>
+            {
+                tracing::info!(
+                    policy_id = progress.policy_id,
+                    done = progress.done,
+                    devices = progress.devices,
+                    "resuming the re-grade of the fleet"
+                );
+                self.regrade(policy);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "cannot tell whether a re-grade is unfinished"),
+        }
+    }
+
+    /// Re-grades the fleet under `policy`, in the background.
+    fn regrade(&self, policy: Arc<ActivePolicy>) {
+        crate::regrade::spawn(Arc::clone(&self.inner.store), policy);
+    }
+
     fn staleness(&self, now: Timestamp) -> Staleness {
         Staleness {
             now,
@@ -182,6 +209,7 @@ fn routes() -> Vec<Route> {
         route(Verb::Post, "/v1/heartbeats", heartbeats::submit),
         route(Verb::Get, "/v1/policy", policy::fetch),
         route(Verb::Put, "/v1/policy", policy::replace),
+        route(Verb::Get, "/v1/policy/status", policy::status),
         route(Verb::Get, "/v1/fleet", fleet::fleet_json),
         route(Verb::Get, "/v1/fleet.csv", fleet::fleet_csv),
         route(Verb::Get, "/v1/devices/{id}", fleet::device_json),

@@ -12,8 +12,11 @@
 //!
 //! The SQL is kept portable (see `migrations/0001_initial.sql`) so the
 //! PostgreSQL backend can reuse it; only the pragmas, `BEGIN IMMEDIATE`,
-//! the placeholders (`?1`, `:name`) and `INTEGER PRIMARY KEY` are SQLite's own.
+//! the placeholders (`?1`, `:name`), `INTEGER PRIMARY KEY`, the two-argument
+//! `MAX` (PostgreSQL's `GREATEST`), `INDEXED BY` and the `+column` that
+//! steers the planner are SQLite's own.
 
+mod fleet;
 mod read;
 mod write;
 mod writer;
@@ -29,14 +32,15 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, ToSql};
+use shipshape_core::Facts;
 use shipshape_core::wire::DeviceStatus;
-use shipshape_core::{Facts, Policy};
 use tokio::sync::Semaphore;
 
 use super::{ActivePolicy, Recorded, Store, StoreError};
 use crate::model::{
-    DeviceDetail, DeviceKey, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice,
-    NewToken, Regraded, Staleness, StoredPolicy, TokenInfo,
+    DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery, FleetSummary,
+    IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness, StoredPolicy,
+    TokenInfo,
 };
 use writer::Writer;
 
@@ -45,6 +49,7 @@ use writer::Writer;
 const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/migrations/0001_initial.sql"),
     include_str!("sqlite/migrations/0002_leaks_in_table_order.sql"),
+    include_str!("sqlite/migrations/0003_fleet_at_scale.sql"),
 ];
 
 /// Connections for reads: enough to overlap the fleet page with device pages
@@ -406,19 +411,42 @@ impl Store for SqliteStore {
     async fn activate_policy(
         &self,
         text: &str,
-        policy: &Policy,
         now: Timestamp,
-    ) -> Result<(StoredPolicy, Regraded), StoreError> {
+    ) -> Result<(StoredPolicy, RegradeProgress), StoreError> {
         let text = text.to_owned();
-        let policy = policy.clone();
         self.writer
-            .run(move |connection, _| write::activate_policy(connection, &text, &policy, now))
+            .run(move |connection, _| write::activate_policy(connection, &text, now))
             .await
     }
 
-    async fn fleet(&self, query: &FleetQuery) -> Result<FleetPage, StoreError> {
+    async fn regrade_progress(&self) -> Result<Option<RegradeProgress>, StoreError> {
+        self.read(read::regrade_progress).await
+    }
+
+    async fn save_regrade(
+        &self,
+        batch: RegradeBatch,
+    ) -> Result<Option<RegradeProgress>, StoreError> {
+        self.writer
+            .run(move |connection, _| write::save_regrade(connection, &batch))
+            .await
+    }
+
+    async fn device_states(&self, after: &str, limit: u32) -> Result<Vec<DeviceState>, StoreError> {
+        let after = after.to_owned();
+        self.read(move |connection| read::device_states(connection, &after, limit))
+            .await
+    }
+
+    async fn fleet_summary(&self, query: &FleetQuery) -> Result<FleetSummary, StoreError> {
         let query = query.clone();
-        self.read(move |connection| read::fleet(connection, &query))
+        self.read(move |connection| fleet::summary(connection, &query))
+            .await
+    }
+
+    async fn fleet_devices(&self, query: &FleetQuery) -> Result<DevicePage, StoreError> {
+        let query = query.clone();
+        self.read(move |connection| fleet::devices(connection, &query))
             .await
     }
 

@@ -7,10 +7,12 @@ use shipshape_core::wire::Receipt;
 use shipshape_core::{Facts, Policy};
 
 use super::{Ms, StatusColumn, etag, read};
+use crate::counts::CountChanges;
 use crate::grade::{CheckState, Grade, grade};
+use crate::keyset::sort_key;
 use crate::model::{
-    EnrollRefusal, IncomingReport, NewDevice, NewToken, Regraded, StoredPolicy, TokenInfo,
-    TokenKind, TransitionKind,
+    EnrollRefusal, IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress,
+    RegradeState, StoredPolicy, TokenInfo, TokenKind, TransitionKind,
 };
 use crate::store::{Recorded, StoreError};
 
@@ -18,9 +20,6 @@ use crate::store::{Recorded, StoreError};
 /// 5 minutes off either way, so a request stays replayable for at most
 /// 10 minutes after the server first saw it; 15 leaves a margin.
 pub(super) const NONCE_MEMORY: SignedDuration = SignedDuration::from_mins(15);
-
-/// How many devices a policy change re-grades per query.
-const REGRADE_CHUNK: i64 = 256;
 
 /// A report with its JSON serialized ahead of the writer thread.
 #[derive(Debug)]
@@ -65,12 +64,16 @@ pub(super) fn record_report(
     report: &PreparedReport,
     policy: &Policy,
 ) -> Result<Recorded, StoreError> {
-    if !device_exists(connection, &report.device_id)? {
+    let Some(StatusColumn(before)) = connection
+        .prepare_cached("SELECT status FROM devices WHERE id = ?1")?
+        .query_row([&report.device_id], |row| row.get(0))
+        .optional()?
+    else {
         return Err(StoreError(format!(
             "device {} is not enrolled",
             report.device_id
         )));
-    }
+    };
     let existing: Option<(String, String)> = connection
         .prepare_cached("SELECT device_id, receipt_json FROM reports WHERE id = ?1")?
         .query_row([&report.id], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -112,11 +115,13 @@ pub(super) fn record_report(
     let receipt_json = to_json("receipt", &receipt)?;
     let leaking = leaking_json(&grade)?;
     let host = &report.facts.host;
+    let key = sort_key(&host.hostname);
     connection
         .prepare_cached(
-            "UPDATE devices SET hostname = ?2, os_family = ?3, os_name = ?4, os_version = ?5,
-                 hardware_id = COALESCE(?6, hardware_id), last_seen = ?7, last_contact = ?7,
-                 status = ?8, leaking_checks = ?9, findings_json = ?10, last_report_id = ?11
+            "UPDATE devices SET hostname = ?2, sort_key = ?12, os_family = ?3, os_name = ?4,
+                 os_version = ?5, hardware_id = COALESCE(?6, hardware_id), last_seen = ?7,
+                 last_contact = ?7, status = ?8, leaking_checks = ?9, findings_json = ?10,
+                 last_report_id = ?11
              WHERE id = ?1",
         )?
         .execute((
@@ -131,13 +136,20 @@ pub(super) fn record_report(
             &leaking,
             to_json("findings", &grade.findings)?,
             &report.id,
+            &key,
         ))?;
     // The fleet filtered by a check reads these copies instead of the device.
     connection
         .prepare_cached(
-            "UPDATE device_leaks SET hostname = ?2, last_contact = ?3 WHERE device_id = ?1",
+            "UPDATE device_leaks SET hostname = ?2, sort_key = ?3, last_contact = ?4
+             WHERE device_id = ?1",
         )?
-        .execute((&report.device_id, &host.hostname, Ms(report.received_at)))?;
+        .execute((
+            &report.device_id,
+            &host.hostname,
+            &key,
+            Ms(report.received_at),
+        ))?;
     connection
         .prepare_cached(
             "INSERT INTO reports (id, device_id, received_at, status, leaking_checks,
@@ -162,6 +174,12 @@ pub(super) fn record_report(
         report.received_at,
         Some(&report.id),
     )?;
+    let mut counts = CountChanges::default();
+    counts.regraded(
+        (before, &previous.leaking),
+        (grade.status, &grade.state.leaking),
+    );
+    apply_counts(connection, &counts)?;
     Ok(Recorded::Stored(receipt))
 }
 
@@ -255,8 +273,8 @@ fn save_state(
         // With the device's hostname and last contact, as the device row
         // holds them by now.
         let mut insert = connection.prepare_cached(
-            "INSERT INTO device_leaks (device_id, check_id, hostname, last_contact)
-             SELECT id, ?2, hostname, last_contact FROM devices WHERE id = ?1",
+            "INSERT INTO device_leaks (device_id, check_id, hostname, sort_key, last_contact)
+             SELECT id, ?2, hostname, sort_key, last_contact FROM devices WHERE id = ?1",
         )?;
         for check in &grade.state.leaking {
             insert.execute((device_id, check.as_str()))?;
@@ -326,9 +344,10 @@ pub(super) fn enroll(
     let enrolled_at = Ms(Ms::truncate(device.enrolled_at));
     connection
         .prepare_cached(
-            "INSERT INTO devices (id, public_key, hostname, os_family, os_name, os_version,
-                 hardware_id, enrolled_at, last_contact, status, leaking_checks, findings_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'unknown', '[]', '[]')",
+            "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
+                 os_version, hardware_id, enrolled_at, last_contact, status, leaking_checks,
+                 findings_json)
+             VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8, ?8, 'unknown', '[]', '[]')",
         )?
         .execute((
             &id,
@@ -339,7 +358,11 @@ pub(super) fn enroll(
             &host.os.version,
             &host.hardware_id,
             enrolled_at,
+            sort_key(&host.hostname),
         ))?;
+    let mut counts = CountChanges::default();
+    counts.enrolled();
+    apply_counts(connection, &counts)?;
     Ok(Ok(id))
 }
 
@@ -407,18 +430,18 @@ pub(super) fn revoke_device(
     Ok(changed == 1)
 }
 
-/// Stores the policy and re-grades every device that has reported, from its
-/// last facts; see [`crate::store::Store::activate_policy`].
+/// Stores the policy and starts its re-grade; see
+/// [`crate::store::Store::activate_policy`].
 pub(super) fn activate_policy(
     connection: &Connection,
     text: &str,
-    policy: &Policy,
     now: Timestamp,
-) -> Result<(StoredPolicy, Regraded), StoreError> {
+) -> Result<(StoredPolicy, RegradeProgress), StoreError> {
     if let Some(active) = read::active_policy(connection)?
         && active.text == text
+        && let Some(progress) = read::regrade_progress(connection)?
     {
-        return Ok((active, Regraded::default()));
+        return Ok((active, progress));
     }
     let now = Ms::truncate(now);
     let etag = etag(text);
@@ -428,68 +451,140 @@ pub(super) fn activate_policy(
              RETURNING id",
         )?
         .query_row((text, &etag, Ms(now)), |row| row.get(0))?;
+    connection
+        .prepare_cached(
+            "UPDATE regrades SET state = 'superseded', finished_at = ?1 WHERE state = 'running'",
+        )?
+        .execute([Ms(now)])?;
+    let devices: i64 = connection
+        .prepare_cached("SELECT COALESCE(SUM(devices), 0) FROM status_counts")?
+        .query_row([], |row| row.get(0))?;
+    // With no device there is nothing to re-grade: done at once.
+    let (state, finished_at) = if devices == 0 {
+        (RegradeState::Done, Some(Ms(now)))
+    } else {
+        (RegradeState::Running, None)
+    };
+    connection
+        .prepare_cached(
+            "INSERT INTO regrades (policy_id, after_device, devices, done, changed_status,
+                 started_at, finished_at, state)
+             VALUES (?1, '', ?2, 0, 0, ?3, ?4, ?5)",
+        )?
+        .execute((id, devices, Ms(now), finished_at, regrade_state(state)))?;
     let stored = StoredPolicy {
         id,
         text: text.to_owned(),
         etag,
         activated_at: now,
     };
-    Ok((stored, regrade_all(connection, policy, now)?))
+    let progress = read::regrade_progress(connection)?
+        .ok_or_else(|| StoreError("the re-grade just started is not stored".to_owned()))?;
+    Ok((stored, progress))
 }
 
-fn regrade_all(
+/// Stores a batch of a re-grade; see [`crate::store::Store::save_regrade`].
+pub(super) fn save_regrade(
     connection: &Connection,
-    policy: &Policy,
-    now: Timestamp,
-) -> Result<Regraded, StoreError> {
-    let mut regraded = Regraded::default();
-    let mut after = String::new();
-    loop {
-        let chunk: Vec<(String, StatusColumn, String)> = connection
+    batch: &RegradeBatch,
+) -> Result<Option<RegradeProgress>, StoreError> {
+    let Some(progress) = read::regrade_progress(connection)? else {
+        return Ok(None);
+    };
+    if progress.policy_id != batch.policy_id
+        || progress.state != RegradeState::Running
+        || progress.after != batch.from
+    {
+        return Ok(None);
+    }
+    let at = Ms::truncate(batch.at);
+    let mut counts = CountChanges::default();
+    let mut changed_status = 0;
+    for change in &batch.changes {
+        let updated = connection
             .prepare_cached(
-                "SELECT d.id, d.status, r.facts_json
-                 FROM devices d JOIN reports r ON r.id = d.last_report_id
-                 WHERE d.id > ?1 ORDER BY d.id LIMIT ?2",
+                "UPDATE devices SET status = ?3, leaking_checks = ?4, findings_json = ?5
+                 WHERE id = ?1 AND last_report_id = ?2",
             )?
-            .query_map((&after, REGRADE_CHUNK), |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let Some((last, _, _)) = chunk.last() else {
-            break;
-        };
-        after = last.clone();
-        for (device_id, StatusColumn(before), facts_json) in chunk {
-            let facts: Facts = match serde_json::from_str(&facts_json) {
-                Ok(facts) => facts,
-                Err(error) => {
-                    tracing::warn!(
-                        "device {device_id} keeps its grade: its last facts are unreadable ({error})"
-                    );
-                    continue;
-                }
-            };
-            let previous = check_state(connection, &device_id)?;
-            let grade = grade(policy, &facts, now, &previous);
-            connection
-                .prepare_cached(
-                    "UPDATE devices SET status = ?2, leaking_checks = ?3, findings_json = ?4
-                     WHERE id = ?1",
-                )?
-                .execute((
-                    &device_id,
-                    StatusColumn(grade.status),
-                    leaking_json(&grade)?,
-                    to_json("findings", &grade.findings)?,
-                ))?;
-            save_state(connection, &device_id, &previous, &grade, now, None)?;
-            regraded.devices += 1;
-            if grade.status != before {
-                regraded.changed_status += 1;
-            }
+            .execute((
+                &change.device_id,
+                &change.report_id,
+                StatusColumn(change.grade.status),
+                leaking_json(&change.grade)?,
+                &change.findings_json,
+            ))?;
+        // None when a newer report came in meanwhile: it was graded by this
+        // policy already.
+        if updated == 0 {
+            continue;
+        }
+        save_state(
+            connection,
+            &change.device_id,
+            &change.previous,
+            &change.grade,
+            at,
+            None,
+        )?;
+        counts.regraded(
+            (change.before, &change.previous.leaking),
+            (change.grade.status, &change.grade.state.leaking),
+        );
+        if change.before != change.grade.status {
+            changed_status += 1;
         }
     }
-    Ok(regraded)
+    apply_counts(connection, &counts)?;
+    let (after, state, finished_at) = match &batch.through {
+        Some(through) => (through.as_str(), RegradeState::Running, None),
+        None => (batch.from.as_str(), RegradeState::Done, Some(Ms(at))),
+    };
+    connection
+        .prepare_cached(
+            "UPDATE regrades SET after_device = ?2, done = done + ?3,
+                 devices = MAX(devices, done + ?3), changed_status = changed_status + ?4,
+                 state = ?5, finished_at = ?6
+             WHERE policy_id = ?1",
+        )?
+        .execute((
+            batch.policy_id,
+            after,
+            as_count(batch.visited)?,
+            changed_status,
+            regrade_state(state),
+            finished_at,
+        ))?;
+    read::regrade_progress(connection)
+}
+
+/// Applies what a write changed to `status_counts` and `check_counts`.
+fn apply_counts(connection: &Connection, counts: &CountChanges) -> Result<(), StoreError> {
+    for (status, change) in counts.statuses() {
+        connection
+            .prepare_cached("UPDATE status_counts SET devices = devices + ?2 WHERE status = ?1")?
+            .execute((status, change))?;
+    }
+    for (check, change) in counts.checks() {
+        connection
+            .prepare_cached(
+                "INSERT INTO check_counts (check_id, devices) VALUES (?1, ?2)
+                 ON CONFLICT (check_id) DO UPDATE SET devices = check_counts.devices + ?2",
+            )?
+            .execute((check, change))?;
+    }
+    Ok(())
+}
+
+fn as_count(count: u64) -> Result<i64, StoreError> {
+    i64::try_from(count).map_err(|_| StoreError(format!("{count} devices is past what SQL counts")))
+}
+
+pub(super) fn regrade_state(state: RegradeState) -> &'static str {
+    match state {
+        RegradeState::Running => "running",
+        RegradeState::Done => "done",
+        RegradeState::Superseded => "superseded",
+    }
 }
 
 /// The leaking checks as the `leaking_checks` columns hold them.
