@@ -12,11 +12,13 @@ use crate::enroll;
 use crate::exit;
 use crate::judge;
 use crate::keystore::{Choice, OsKeyring};
+use crate::notify;
 use crate::output;
 use crate::paths::Paths;
 use crate::policy_source;
 use crate::probes;
 use crate::report;
+use crate::schedule;
 use crate::status;
 use crate::system::{RealSystem, System};
 
@@ -56,6 +58,9 @@ pub enum Command {
     Report(FormatArgs),
     /// Show the enrollment, the last report, the outbox and breaker, the policy, and the server.
     Status(FormatArgs),
+    /// Run `shipshape report` on a timer: a systemd timer, launchd job or scheduled task.
+    #[command(subcommand)]
+    Schedule(schedule::Command),
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +103,9 @@ pub struct CheckArgs {
     /// Output for people (`human`) or programs (`json`).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Show no desktop notification of a new leak (or of bailing out), and remember none.
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +154,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         ),
         Command::Report(args) => report::run(&system, &paths, &OsKeyring, args.format),
         Command::Status(args) => status::run(&paths, &OsKeyring, args.format),
+        Command::Schedule(command) => schedule::run(&system, &paths, command),
         Command::Facts(args) => {
             let wanted = judge::wanted(&args.only);
             let facts = probes::collect(&system, &wanted);
@@ -184,6 +193,15 @@ fn check(system: &dyn System, paths: &Paths, args: CheckArgs) -> anyhow::Result<
     let now = Timestamp::now();
     let loaded = policy_source::resolve(args.policy.as_deref(), paths, now)?;
     let judged = judge::run(system, paths, &loaded, &args.only, now)?;
+    notify::after_run(
+        system,
+        paths,
+        &judged.report,
+        notify::Run {
+            only: &args.only,
+            opted_out: args.no_notify,
+        },
+    );
     let waiting = report::waiting_note(paths, now);
     match args.format {
         Format::Json => {

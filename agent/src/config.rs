@@ -16,10 +16,13 @@
 //! outbox-max-bytes = "50MiB"        # or a number of bytes
 //! connect-timeout = "2s"
 //! request-timeout = "10s"
+//!
+//! [notify]                          # optional
+//! enabled = true                    # false: no desktop notification when a leak springs or is bailed out
 //! ```
 //!
 //! It holds no secret; it is still written 0600, since nobody else needs it.
-//! `shipshape enroll` keeps an existing `[delivery]` table.
+//! `shipshape enroll` keeps existing `[delivery]` and `[notify]` tables.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -45,6 +48,8 @@ pub struct AgentConfig {
     pub ca_file: Option<PathBuf>,
     /// How reports travel: retries, breaker, outbox bounds, timeouts.
     pub delivery: Delivery,
+    /// Whether the employee hears of new leaks through desktop notifications.
+    pub notify: Notify,
 }
 
 /// The `[delivery]` table, with its defaults filled in.
@@ -87,6 +92,21 @@ impl Default for Delivery {
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
+/// The `[notify]` table: whether the employee is told of a new leak (and of
+/// bailing out) with a desktop notification. `shipshape check` reads it even
+/// on a machine that is not enrolled, so an administrator can turn it off
+/// in a file that holds nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notify {
+    pub enabled: bool,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify { enabled: true }
+    }
+}
+
 /// The longest wait `[delivery]` accepts for a retry or a timeout: beyond it
 /// a timer run would outlive its interval.
 const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
@@ -109,12 +129,25 @@ struct ConfigFile {
     key_store: KeyStoreKind,
     ca_file: Option<Spanned<PathBuf>>,
     delivery: Option<DeliveryFile>,
+    notify: Option<NotifyFile>,
 }
 
 /// A file read only for its `[delivery]` table (`shipshape enroll` keeps it).
 #[derive(Deserialize)]
 struct DeliveryOnly {
     delivery: Option<DeliveryFile>,
+}
+
+/// A file read only for its `[notify]` table.
+#[derive(Deserialize)]
+struct NotifyOnly {
+    notify: Option<NotifyFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct NotifyFile {
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +172,8 @@ struct ConfigOut<'a> {
     ca_file: Option<&'a Path>,
     #[serde(skip_serializing_if = "toml::Table::is_empty")]
     delivery: toml::Table,
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    notify: toml::Table,
 }
 
 impl AgentConfig {
@@ -174,6 +209,7 @@ impl AgentConfig {
             key_store: file.key_store,
             ca_file,
             delivery,
+            notify: file.notify.map(Notify::from_file).unwrap_or_default(),
         })
     }
 
@@ -185,6 +221,7 @@ impl AgentConfig {
             key_store: self.key_store,
             ca_file: self.ca_file.as_deref(),
             delivery: self.delivery.changed(),
+            notify: self.notify.changed(),
         };
         // Strings, a path, an enum and a table of those: TOML can always represent them.
         let body =
@@ -350,6 +387,39 @@ impl Delivery {
     }
 }
 
+impl Notify {
+    /// The `[notify]` table of a config file that may be incomplete or hold
+    /// nothing else. `Ok(None)` when the file is not TOML or has no such
+    /// table; an error when the table is there but wrong.
+    pub fn of_text(text: &str, origin: &str) -> Result<Option<Notify>, ConfigError> {
+        let Ok(file) = toml::from_str::<toml::Table>(text) else {
+            return Ok(None);
+        };
+        if !file.contains_key("notify") {
+            return Ok(None);
+        }
+        let locate = locator(text, origin);
+        let only: NotifyOnly = toml::from_str(text)
+            .map_err(|error| locate(error.span(), error.message().to_owned()))?;
+        Ok(only.notify.map(Notify::from_file))
+    }
+
+    fn from_file(file: NotifyFile) -> Notify {
+        Notify {
+            enabled: file.enabled.unwrap_or(Notify::default().enabled),
+        }
+    }
+
+    /// The keys whose values differ from the defaults, as `agent.toml` writes them.
+    fn changed(&self) -> toml::Table {
+        let mut table = toml::Table::new();
+        if self.enabled != Notify::default().enabled {
+            table.insert("enabled".into(), toml::Value::Boolean(self.enabled));
+        }
+        table
+    }
+}
+
 /// A duration such as "3s", "50ms", "30m" or "2h".
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("`{text}` is not a duration: write e.g. \"50ms\", \"3s\" or \"30m\"");
@@ -498,6 +568,7 @@ mod tests {
             key_store: KeyStoreKind::File,
             ca_file: Some(PathBuf::from("/etc/shipshape/ca.pem")),
             delivery: Delivery::default(),
+            notify: Notify::default(),
         }
     }
 
@@ -617,6 +688,60 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("agent.toml:2:20: "), "{error}");
+    }
+
+    #[test]
+    fn the_notify_table_turns_notifications_off_and_survives_a_rewrite() {
+        assert!(
+            AgentConfig::parse(HEAD, "agent.toml")
+                .unwrap()
+                .notify
+                .enabled
+        );
+        let off = AgentConfig::parse(&format!("{HEAD}[notify]\nenabled = false\n"), "x").unwrap();
+        assert!(!off.notify.enabled);
+        let written = off.to_toml();
+        assert!(written.contains("[notify]\nenabled = false"), "{written}");
+        assert_eq!(AgentConfig::parse(&written, "x").unwrap(), off);
+        assert!(
+            !sample().to_toml().contains("[notify]"),
+            "defaults are not written"
+        );
+        let empty = AgentConfig::parse(&format!("{HEAD}[notify]\n"), "x").unwrap();
+        assert!(empty.notify.enabled);
+    }
+
+    #[test]
+    fn the_notify_table_of_a_file_that_holds_nothing_else_is_found() {
+        let only = Notify::of_text("[notify]\nenabled = false\n", "agent.toml").unwrap();
+        assert_eq!(only, Some(Notify { enabled: false }));
+        let enrolled = format!("{HEAD}[notify]\nenabled = true\n");
+        assert_eq!(
+            Notify::of_text(&enrolled, "agent.toml").unwrap(),
+            Some(Notify { enabled: true })
+        );
+        assert_eq!(Notify::of_text(HEAD, "agent.toml").unwrap(), None);
+        assert_eq!(
+            Notify::of_text("server = \"x\n", "agent.toml").unwrap(),
+            None
+        );
+        for (text, expected) in [
+            (
+                "[notify]\nenabled = \"no\"\n",
+                "agent.toml:2:11: invalid type: string \"no\", expected a boolean",
+            ),
+            (
+                "[notify]\nenable = false\n",
+                "agent.toml:2:1: unknown field `enable`",
+            ),
+        ] {
+            let error = Notify::of_text(text, "agent.toml").unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{text:?}\n{error}");
+            let error = AgentConfig::parse(&format!("{HEAD}{text}"), "agent.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("agent.toml:5:"), "{text:?}\n{error}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use shipshape_core::wire::EnrollRequest;
 
-use crate::config::{self, AgentConfig, Delivery};
+use crate::config::{self, AgentConfig, Delivery, Notify};
 use crate::exit;
 use crate::keystore::{self, Choice, DeviceKey, KeyStore, Keyring};
 use crate::paths::Paths;
@@ -79,6 +79,20 @@ pub fn run(
             (None, kept.unwrap_or_default())
         }
     };
+    // Notifications an administrator turned off before enrolling stay off.
+    let notify = match &previous {
+        Some(previous) => previous.notify,
+        None => {
+            let text = std::fs::read_to_string(&config_path).unwrap_or_default();
+            Notify::of_text(&text, &config_path.display().to_string())
+                .map_err(|problem| {
+                    anyhow::anyhow!(
+                        "{problem}: fix or remove the [notify] table, then enroll again"
+                    )
+                })?
+                .unwrap_or_default()
+        }
+    };
     if let Some(previous) = &previous {
         println!(
             "this machine is enrolled with {} as device {}: enrolling again replaces that enrollment",
@@ -114,6 +128,7 @@ pub fn run(
         key_store: chosen.store.kind(),
         ca_file,
         delivery,
+        notify,
     };
     config
         .save(&config_path)

@@ -19,6 +19,7 @@ use crate::delivery::{self, Delivered, Network, Outcome, Refused, Run, Sending};
 use crate::exit;
 use crate::judge;
 use crate::keystore::{KeyStore, Keyring};
+use crate::notify;
 use crate::outbox::Outbox;
 use crate::output;
 use crate::paths::Paths;
@@ -136,6 +137,7 @@ pub fn run(
         eprintln!("shipshape: error: {error}");
     }
     let judged = judge::run(system, paths, &synced.loaded, &[], now)?;
+    notify::after_run(system, paths, &judged.report, notify::Run::default());
     if format == Format::Human {
         let mut stdout = anstream::stdout();
         output::human(&mut stdout, &judged.report).context("could not write the report")?;

@@ -15,7 +15,7 @@ use shipshape_core::wire::DeviceStatus;
 
 use crate::config::{Database, FileConfig};
 use crate::model::FleetCursor;
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresStore, SqliteStore, Store};
 
 /// Exit codes of `shipshape-server`, in one place.
 pub mod exit {
@@ -54,7 +54,8 @@ pub struct GlobalArgs {
     )]
     pub config: Option<PathBuf>,
 
-    /// Database: sqlite:PATH [default: shipshape.db in the data directory,
+    /// Database: sqlite:PATH, or postgres://USER@HOST:PORT/DATABASE for
+    /// several replicas [default: shipshape.db in the data directory,
     /// /var/lib/shipshape-server when root].
     #[arg(long, global = true, value_name = "URL", env = "SHIPSHAPE_SERVER_DB")]
     pub db: Option<String>,
@@ -237,7 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Opens (creating and migrating when needed) the database.
-fn open_store(db: &Database) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(db: &Database) -> anyhow::Result<Arc<dyn Store>> {
     match db {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
@@ -247,6 +248,12 @@ fn open_store(db: &Database) -> anyhow::Result<Arc<dyn Store>> {
             }
             let store =
                 SqliteStore::open(path).with_context(|| format!("cannot open database {db}"))?;
+            Ok(Arc::new(store))
+        }
+        Database::Postgres(url) => {
+            let store = PostgresStore::open(url)
+                .await
+                .with_context(|| format!("cannot open database {db}"))?;
             Ok(Arc::new(store))
         }
     }

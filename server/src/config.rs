@@ -11,6 +11,8 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use shipshape_core::policy::Grace;
 
+use crate::store::PostgresUrl;
+
 /// Where the server listens unless told otherwise: loopback only, so a
 /// fresh install is not reachable from the network by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -56,8 +58,10 @@ pub enum ConfigError {
 /// A setting given on the command line or in the config file that is not valid.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingError {
-    #[error("`{0}` is not a database: write sqlite:PATH (PostgreSQL is not supported yet)")]
+    #[error("`{0}` is not a database: write sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")]
     Database(String),
+    #[error("{0}")]
+    Postgres(String),
     #[error("`{0}` is not a listen address: write IP:PORT, e.g. 127.0.0.1:8443 or 0.0.0.0:8443")]
     Listen(String),
     #[error("stale-after: {0}")]
@@ -86,7 +90,7 @@ pub enum SettingError {
 pub struct FileConfig {
     /// `IP:PORT` to listen on.
     pub listen: Option<String>,
-    /// `sqlite:PATH`.
+    /// `sqlite:PATH` or `postgres://USER@HOST:PORT/DATABASE`.
     pub db: Option<String>,
     /// PEM certificate chain; relative to the config file.
     pub tls_cert: Option<PathBuf>,
@@ -155,13 +159,22 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// Shared by several server replicas.
+    Postgres(PostgresUrl),
 }
 
 impl std::str::FromStr for Database {
     type Err = SettingError;
 
-    /// `sqlite:PATH` or `sqlite://PATH` (so `sqlite:///var/lib/x.db` is absolute).
+    /// `sqlite:PATH` or `sqlite://PATH` (so `sqlite:///var/lib/x.db` is
+    /// absolute), or a `postgres://` (`postgresql://`) URL.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return text
+                .parse()
+                .map(Database::Postgres)
+                .map_err(SettingError::Postgres);
+        }
         let path = text
             .strip_prefix("sqlite://")
             .or_else(|| text.strip_prefix("sqlite:"))
@@ -175,6 +188,7 @@ impl std::fmt::Display for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Database::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Database::Postgres(url) => write!(f, "{url}"),
         }
     }
 }
@@ -427,9 +441,28 @@ mod tests {
             "sqlite:///var/lib/x.db".parse::<Database>().unwrap(),
             Database::Sqlite("/var/lib/x.db".into())
         );
-        for bad in ["x.db", "sqlite:", "postgres://db/shipshape"] {
+        for bad in ["x.db", "sqlite:", "mysql://db/shipshape"] {
             assert!(
                 matches!(bad.parse::<Database>(), Err(SettingError::Database(_))),
+                "{bad}"
+            );
+        }
+        for url in [
+            "postgres://ship@db.example.com:5432/fleet",
+            "postgresql://ship@db.example.com/fleet?options=-csearch_path%3Dship",
+        ] {
+            let db: Database = url.parse().unwrap();
+            assert!(matches!(db, Database::Postgres(_)), "{url}");
+            assert_eq!(db.to_string(), url, "shown as given");
+        }
+        let db: Database = "postgres://ship:s3cret@db/fleet".parse().unwrap();
+        assert_eq!(db.to_string(), "postgres://ship:***@db/fleet");
+        for bad in [
+            "postgres://ship@db/fleet?sslmode=verify-full",
+            "postgres://ship@db:x/fleet",
+        ] {
+            assert!(
+                matches!(bad.parse::<Database>(), Err(SettingError::Postgres(_))),
                 "{bad}"
             );
         }

@@ -8,6 +8,8 @@
 //! ([`crate::counts`]), re-grading in batches ([`crate::regrade`]) and
 //! simulating a policy ([`crate::simulate`]).
 
+mod postgres;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -17,6 +19,7 @@ use jiff::Timestamp;
 use shipshape_core::wire::Receipt;
 use shipshape_core::{Facts, Policy};
 
+pub use postgres::{PostgresStore, PostgresUrl};
 pub use sqlite::SqliteStore;
 
 use crate::model::{

@@ -6,6 +6,7 @@
 //! The agent's own CLI tests are in `agent/tests/`.
 
 pub mod device;
+pub mod postgres;
 pub mod proxy;
 
 use std::ffi::OsStr;
@@ -170,7 +171,8 @@ impl Drop for Process {
 }
 
 /// A `shipshape-server serve` on a free loopback port, with its own
-/// database in a temporary directory. Stopped when dropped.
+/// database in a temporary directory (or the one [`Server::start_on`]
+/// names). Stopped when dropped.
 #[derive(Debug)]
 pub struct Server {
     url: String,
@@ -183,30 +185,41 @@ pub struct Server {
     config: Option<PathBuf>,
     /// How many times the server was started: each run logs to its own file.
     runs: usize,
-    /// Holds the database; removed when the server is dropped.
+    /// Holds the SQLite database (unless the server was started on another)
+    /// and the logs; removed when the server is dropped.
     dir: TempDir,
 }
 
 impl Server {
     /// Starts a server grading with the built-in policy.
     pub fn start() -> Server {
-        Server::start_with(None, None)
+        Server::start_with(None, None, None)
     }
 
     /// Starts a server grading with `policy` (TOML text).
     pub fn with_policy(policy: &str) -> Server {
-        Server::start_with(Some(policy), None)
+        Server::start_with(None, Some(policy), None)
     }
 
     /// Starts a server grading with `policy`, with the config file `config`
     /// (TOML text: `rate-limit = 0`, …).
     pub fn with_policy_and_config(policy: &str, config: &str) -> Server {
-        Server::start_with(Some(policy), Some(config))
+        Server::start_with(None, Some(policy), Some(config))
     }
 
-    fn start_with(policy: Option<&str>, config: Option<&str>) -> Server {
+    /// Starts a server on the database `db` (a `--db` URL, such as a
+    /// [`postgres::Schema`]'s) with the config file `config`: servers
+    /// started on one database are replicas of one another.
+    pub fn start_on(db: &str, config: &str) -> Server {
+        Server::start_with(Some(db), None, Some(config))
+    }
+
+    fn start_with(db: Option<&str>, policy: Option<&str>, config: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory for the server");
-        let db = format!("sqlite:{}", dir.path().join("shipshape.db").display());
+        let db = db.map_or_else(
+            || format!("sqlite:{}", dir.path().join("shipshape.db").display()),
+            str::to_owned,
+        );
         let policy = policy.map(|policy| {
             let path = dir.path().join("policy.toml");
             std::fs::write(&path, policy).expect("write the server's policy");

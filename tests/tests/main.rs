@@ -16,5 +16,6 @@ mod proxy;
 mod rate_limit;
 mod regrade;
 mod rejections;
+mod replicas;
 mod reports;
 mod server_kill;

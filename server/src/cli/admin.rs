@@ -21,12 +21,12 @@ use crate::fleet;
 use crate::model::{FleetQuery, NewToken, Staleness, TokenInfo, TokenKind};
 use crate::store::Store;
 
-pub(super) fn store(
+pub(super) async fn store(
     global: &GlobalArgs,
     file: FileConfig,
 ) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let db = config::resolve_database(global.db.clone(), file.db)?;
-    open_store(&db)
+    open_store(&db).await
 }
 
 pub(super) fn print(text: &str) -> anyhow::Result<()> {
@@ -42,7 +42,7 @@ pub(super) async fn token(
     global: &GlobalArgs,
     file: FileConfig,
 ) -> anyhow::Result<()> {
-    let store = store(global, file)?;
+    let store = store(global, file).await?;
     match command {
         TokenCommand::Create(args) => create_token(store.as_ref(), args).await,
         TokenCommand::List { format } => {
@@ -172,7 +172,7 @@ pub(super) async fn device(
     global: &GlobalArgs,
     file: FileConfig,
 ) -> anyhow::Result<()> {
-    let store = store(global, file)?;
+    let store = store(global, file).await?;
     match command {
         DeviceCommand::Revoke { id } => {
             if !store.revoke_device(&id, Timestamp::now()).await? {
@@ -190,7 +190,7 @@ pub(super) async fn fleet(
     file: FileConfig,
 ) -> anyhow::Result<()> {
     let stale_after = config::resolve_stale_after(args.stale_after, file.stale_after.clone())?;
-    let store = store(global, file)?;
+    let store = store(global, file).await?;
     let now = Timestamp::now();
     let mut query = FleetQuery {
         status: args.status,

@@ -27,7 +27,7 @@ pub(super) async fn run(
     let today = now.to_zoned(TimeZone::UTC).date();
     // The same checks as an upload: the error names the file, line and column.
     let policy = Policy::parse(&text, &path.display().to_string(), today)?;
-    let store = store(global, file)?;
+    let store = store(global, file).await?;
     let simulation = simulate(store.as_ref(), &policy, now).await?;
     match format {
         ListFormat::Json => print(&format!("{}\n", serde_json::to_string_pretty(&simulation)?)),

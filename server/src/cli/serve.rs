@@ -31,7 +31,7 @@ pub(super) async fn serve(
         policy: args.policy,
     };
     let settings = ServeSettings::resolve(flags, file)?;
-    let store = open_store(&settings.db)?;
+    let store = open_store(&settings.db).await?;
     let policy = api::policy::activate_at_start(
         store.as_ref(),
         settings.policy.as_deref(),

@@ -10,11 +10,12 @@
 //! thousands of reports per second. Reads run on a small pool of connections
 //! on tokio's blocking threads; in WAL mode they never wait for the writer.
 //!
-//! The SQL is kept portable (see `migrations/0001_initial.sql`) so the
-//! PostgreSQL backend can reuse it; only the pragmas, `BEGIN IMMEDIATE`,
-//! the placeholders (`?1`, `:name`), `INTEGER PRIMARY KEY`, the two-argument
-//! `MAX` (PostgreSQL's `GREATEST`), `INDEXED BY` and the `+column` that
-//! steers the planner are SQLite's own.
+//! The SQL is kept portable: the migrations (`store/migrations/`) and the
+//! fleet report's queries are shared with PostgreSQL (`store/sql.rs`); only
+//! the pragmas, `BEGIN IMMEDIATE`, the placeholders (`?1`, `:name`), the
+//! two-argument `MAX` (PostgreSQL's `GREATEST`), and the planner hints of
+//! the fleet's reads (`INDEXED BY`, `+column`, see [`sql::Dialect`]) are
+//! SQLite's own.
 
 mod fleet;
 mod read;
@@ -36,6 +37,7 @@ use shipshape_core::Facts;
 use shipshape_core::wire::DeviceStatus;
 use tokio::sync::Semaphore;
 
+use super::sql::{self, PreparedReport};
 use super::{ActivePolicy, Recorded, Store, StoreError};
 use crate::model::{
     DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery, FleetSummary,
@@ -43,14 +45,6 @@ use crate::model::{
     TokenInfo,
 };
 use writer::Writer;
-
-/// The schema, one migration per version; a database is brought to the
-/// newest version when opened.
-const MIGRATIONS: &[&str] = &[
-    include_str!("sqlite/migrations/0001_initial.sql"),
-    include_str!("sqlite/migrations/0002_leaks_in_table_order.sql"),
-    include_str!("sqlite/migrations/0003_fleet_at_scale.sql"),
-];
 
 /// Connections for reads: enough to overlap the fleet page with device pages
 /// and signature checks on a small machine.
@@ -149,28 +143,12 @@ fn connect(path: &Path, role: Role) -> Result<Connection, StoreError> {
 
 /// Brings the schema to the newest version, one transaction per migration.
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
-    connection.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version BIGINT PRIMARY KEY,
-             applied_at BIGINT NOT NULL
-         )",
-    )?;
-    let current: i64 = connection.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |row| row.get(0),
-    )?;
-    let newest = MIGRATIONS.len() as i64;
-    if current > newest {
-        return Err(StoreError(format!(
-            "the database has schema version {current}, newer than this server's {newest}: \
-             run a newer shipshape-server"
-        )));
-    }
-    for (version, sql) in (1..).zip(MIGRATIONS).skip(current as usize) {
+    connection.execute_batch(sql::SCHEMA_MIGRATIONS)?;
+    let current: i64 = connection.query_row(sql::SCHEMA_VERSION, [], |row| row.get(0))?;
+    for (version, migration) in sql::pending_migrations(current)? {
         let transaction = connection.transaction()?;
         transaction
-            .execute_batch(sql)
+            .execute_batch(migration)
             .map_err(|error| StoreError(format!("migration {version} failed: {error}")))?;
         transaction.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
@@ -232,13 +210,6 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ms(Timestamp);
 
-impl Ms {
-    /// `time` cut to whole milliseconds, as it will read back from the database.
-    fn truncate(time: Timestamp) -> Timestamp {
-        Timestamp::from_millisecond(time.as_millisecond()).unwrap_or(time)
-    }
-}
-
 impl ToSql for Ms {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::from(self.0.as_millisecond()))
@@ -248,7 +219,7 @@ impl ToSql for Ms {
 impl FromSql for Ms {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         let millis = i64::column_result(value)?;
-        Timestamp::from_millisecond(millis)
+        sql::from_millis(millis)
             .map(Ms)
             .map_err(|_| FromSqlError::OutOfRange(millis))
     }
@@ -274,9 +245,7 @@ impl FromSql for StatusColumn {
     }
 }
 
-/// See [`Store::last_facts`]: one primary-key lookup in each table. Facts
-/// this server cannot read (stored by an older one) count as none, so the
-/// agent sends them in full again.
+/// See [`Store::last_facts`]: one primary-key lookup in each table.
 fn last_facts(connection: &Connection, device_id: &str) -> Result<Option<Facts>, StoreError> {
     let json: Option<String> = connection
         .prepare_cached(
@@ -285,24 +254,7 @@ fn last_facts(connection: &Connection, device_id: &str) -> Result<Option<Facts>,
         )?
         .query_row([device_id], |row| row.get(0))
         .optional()?;
-    Ok(json.and_then(|json| {
-        serde_json::from_str(&json)
-            .inspect_err(|error| {
-                tracing::warn!(
-                    device_id,
-                    %error,
-                    "the device's last facts are unreadable: its heartbeats are answered with resend-full"
-                );
-            })
-            .ok()
-    }))
-}
-
-/// The quoted `ETag` of a policy text: its SHA-256, shortened.
-fn etag(text: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    format!("\"sha256-{}\"", hex::encode(&digest[..16]))
+    Ok(sql::readable_facts(device_id, json.as_deref()))
 }
 
 #[async_trait]
@@ -386,13 +338,13 @@ impl Store for SqliteStore {
     ) -> Result<Recorded, StoreError> {
         // Serialized here, on the caller's thread, to keep the one writer
         // thread for what only it can do.
-        let prepared = write::PreparedReport::new(report)?;
+        let prepared = PreparedReport::new(report)?;
         let policy = policy.policy.clone();
         self.writer
             .run(move |connection, state| {
                 let received_at = prepared.received_at;
                 let recorded = write::record_report(connection, &prepared, &policy)?;
-                state.prune_nonces(connection, received_at, received_at - write::NONCE_MEMORY)?;
+                state.prune_nonces(connection, received_at, received_at - sql::NONCE_MEMORY)?;
                 Ok(recorded)
             })
             .await

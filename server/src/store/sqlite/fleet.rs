@@ -1,122 +1,19 @@
-//! The fleet report's reads: its counts and the pages of its device table.
-//!
-//! The counts come from `status_counts` and `check_counts`, kept in step by
-//! the writes, less the silent devices, which are a range of
-//! `devices_by_contact` (or `device_leaks_by_contact`) below the cutoff: the
-//! cost grows with the number of silent devices, never with the fleet.
-//!
-//! A page is walked group by group ([`PageWalk`]), each group a range of an
-//! index in table order that starts after the cursor's key, so the first
-//! page and the ten-thousandth cost the same:
-//!
-//! - leaky, unknown, compliant: `devices_in_table_order` from
-//!   `(status, key)` on, passing over the silent devices in the index;
-//! - silent: when few devices are silent, their keys from the range of
-//!   `devices_by_contact`, sorted; when many are, the three status walks
-//!   merged, keeping the silent ones;
-//! - leaking on a check: the same over `device_leaks`, which carries each
-//!   leaking device's key and last contact. Only the devices on the page are
-//!   then looked up.
-//!
-//! A device is silent when its last contact (its last report, or its
-//! enrollment before the first one) is older than the cutoff; otherwise it
-//! has the status of its last grade, and a device that never reported is
-//! unknown. Failures by check count every device whose last grade leaks on
-//! the check, silent ones included: they match the device table filtered by
-//! that check.
+//! The fleet report's reads on SQLite: its counts and the pages of its
+//! device table, by the shared statements and walk of
+//! [`sql::fleet`](crate::store::sql::fleet).
 
 use rusqlite::{Connection, ToSql, named_params};
-use shipshape_core::wire::DeviceStatus;
 
-use super::read::{DEVICE_COLUMNS, count, device_row};
+use super::read::{count, device_row};
 use super::{Ms, StatusColumn};
 use crate::counts::{FleetCounts, StatusCounts};
 use crate::keyset::{GroupRead, PageWalk};
 use crate::model::{DevicePage, DeviceRow, FleetQuery, FleetSummary, Staleness};
 use crate::store::StoreError;
-
-/// Past this many silent devices, the silent group is read by walking the
-/// table order rather than by sorting all of their keys.
-pub(super) const MANY_SILENT: i64 = 10_000;
-
-/// How many devices are silent, counted up to [`MANY_SILENT`].
-pub(super) const SILENT_UP_TO: &str = "SELECT COUNT(*) FROM (
-     SELECT 1 FROM devices WHERE last_contact < :cutoff LIMIT :many)";
-/// How many devices leaking on `:check` are silent, up to [`MANY_SILENT`].
-pub(super) const SILENT_LEAKING_UP_TO: &str = "SELECT COUNT(*) FROM (
-     SELECT 1 FROM device_leaks
-     WHERE check_id = :check AND last_contact < :cutoff LIMIT :many)";
-
-/// The silent devices by the status of their last grade: a range of
-/// `devices_by_contact` (`+status` keeps the planner off an index that only
-/// saves the grouping).
-pub(super) const SILENT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM devices
-     WHERE last_contact < :cutoff GROUP BY +status";
-/// How many devices leaking on `:check` are silent.
-pub(super) const SILENT_LEAKING: &str = "SELECT COUNT(*) FROM device_leaks
-     WHERE check_id = :check AND last_contact < :cutoff";
-
-/// The key condition every group read shares: after the cursor's key.
-const AFTER: &str = "(sort_key, hostname, id) > (:key, :hostname, :id)";
-const LEAK_AFTER: &str = "(sort_key, hostname, device_id) > (:key, :hostname, :id)";
-
-/// A page of a graded group (`:status`): its devices that are not silent.
-pub(super) fn graded_group_sql() -> String {
-    format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices
-         WHERE status = :status AND last_contact >= :cutoff AND {AFTER}
-         ORDER BY sort_key, hostname, id LIMIT :limit"
-    )
-}
-
-/// The ids of a page of silent devices, when they are few: their keys in a
-/// range of `devices_by_contact`, sorted.
-pub(super) fn few_silent_sql() -> String {
-    format!(
-        "SELECT id FROM devices INDEXED BY devices_by_contact
-         WHERE last_contact < :cutoff AND {AFTER}
-         ORDER BY sort_key, hostname, id LIMIT :limit"
-    )
-}
-
-/// The ids of a page of silent devices, when they are many: the walks of
-/// the three graded groups, merged in table order.
-pub(super) fn many_silent_sql() -> String {
-    let walk = |status: &str| {
-        format!(
-            "SELECT id, sort_key, hostname FROM devices
-             WHERE status = '{status}' AND last_contact < :cutoff AND {AFTER}"
-        )
-    };
-    // A compound SELECT, not a subquery: SQLite merges its ordered arms
-    // (a subquery would be sorted whole).
-    format!(
-        "{} UNION ALL {} UNION ALL {} ORDER BY sort_key, hostname, id LIMIT :limit",
-        walk("leaky"),
-        walk("unknown"),
-        walk("compliant")
-    )
-}
-
-/// The ids of a page of the devices leaking on `:check` whose last contact
-/// `contact` keeps, walked in table order.
-pub(super) fn leaking_walk_sql(contact: &str) -> String {
-    format!(
-        "SELECT device_id FROM device_leaks INDEXED BY device_leaks_in_table_order
-         WHERE check_id = :check AND last_contact {contact} :cutoff AND {LEAK_AFTER}
-         ORDER BY sort_key, hostname, device_id LIMIT :limit"
-    )
-}
-
-/// The ids of a page of the silent devices leaking on `:check`, when they
-/// are few: a range of `device_leaks_by_contact`, sorted.
-pub(super) fn few_silent_leaking_sql() -> String {
-    format!(
-        "SELECT device_id FROM device_leaks INDEXED BY device_leaks_by_contact
-         WHERE check_id = :check AND last_contact < :cutoff AND {LEAK_AFTER}
-         ORDER BY sort_key, hostname, device_id LIMIT :limit"
-    )
-}
+use crate::store::sql::fleet::{
+    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GroupSql, MANY_SILENT, SILENT_LEAKING, STATUS_COUNTS,
+    group_sql, silent_by_status_sql, silent_count_sql, uses,
+};
 
 /// See [`crate::store::Store::fleet_summary`].
 pub(super) fn summary(
@@ -137,10 +34,13 @@ pub(super) fn summary(
         }
         Ok(counts)
     };
-    counts.graded = statuses("SELECT status, devices FROM status_counts", &[])?;
-    counts.silent = statuses(SILENT_BY_STATUS, named_params! { ":cutoff": cutoff })?;
+    counts.graded = statuses(STATUS_COUNTS, &[])?;
+    counts.silent = statuses(
+        &silent_by_status_sql(Dialect::Sqlite),
+        named_params! { ":cutoff": cutoff },
+    )?;
     counts.checks = transaction
-        .prepare_cached("SELECT check_id, devices FROM check_counts")?
+        .prepare_cached(CHECK_COUNTS)?
         .query_map([], |row| Ok((row.get(0)?, count(row, 1)?)))?
         .collect::<Result<_, _>>()?;
     if let Some(check) = &query.check {
@@ -173,70 +73,37 @@ fn group(
     staleness: Staleness,
 ) -> Result<Vec<DeviceRow>, StoreError> {
     let cutoff = Ms(staleness.cutoff());
-    let (key, hostname, id) = (&read.after.sort_key, &read.after.hostname, &read.after.id);
+    let status = StatusColumn(read.group);
     let limit = i64::from(read.limit);
-    let silent = read.group == DeviceStatus::Silent;
-    let ids: Vec<String> = match (read.check, silent) {
-        (None, false) => {
-            let status = StatusColumn(read.group);
+    let named: [(&str, &dyn ToSql); 8] = [
+        (":status", &status),
+        (":check", &read.check),
+        (":cutoff", &cutoff),
+        (":key", &read.after.sort_key),
+        (":hostname", &read.after.hostname),
+        (":id", &read.after.id),
+        (":limit", &limit),
+        (":many", &MANY_SILENT),
+    ];
+    let silent = match silent_count_sql(read) {
+        Some(sql) => connection
+            .prepare_cached(sql)?
+            .query_row(&*uses(sql, named), |row| row.get(0))?,
+        None => 0,
+    };
+    let sql = match group_sql(Dialect::Sqlite, read, silent) {
+        GroupSql::Rows(sql) => {
             return Ok(connection
-                .prepare_cached(&graded_group_sql())?
-                .query_map(
-                    named_params! {
-                        ":status": status, ":cutoff": cutoff, ":key": key,
-                        ":hostname": hostname, ":id": id, ":limit": limit,
-                    },
-                    |row| device_row(row, staleness),
-                )?
+                .prepare_cached(&sql)?
+                .query_map(&*uses(&sql, named), |row| device_row(row, staleness))?
                 .collect::<Result<_, _>>()?);
         }
-        (None, true) => {
-            let many: i64 = connection.prepare_cached(SILENT_UP_TO)?.query_row(
-                named_params! { ":cutoff": cutoff, ":many": MANY_SILENT },
-                |row| row.get(0),
-            )?;
-            let sql = if many >= MANY_SILENT {
-                many_silent_sql()
-            } else {
-                few_silent_sql()
-            };
-            ids(
-                connection,
-                &sql,
-                named_params! {
-                    ":cutoff": cutoff, ":key": key, ":hostname": hostname, ":id": id,
-                    ":limit": limit,
-                },
-            )?
-        }
-        (Some(check), false) => ids(
-            connection,
-            &leaking_walk_sql(">="),
-            named_params! {
-                ":check": check, ":cutoff": cutoff, ":key": key, ":hostname": hostname,
-                ":id": id, ":limit": limit,
-            },
-        )?,
-        (Some(check), true) => {
-            let many: i64 = connection.prepare_cached(SILENT_LEAKING_UP_TO)?.query_row(
-                named_params! { ":check": check, ":cutoff": cutoff, ":many": MANY_SILENT },
-                |row| row.get(0),
-            )?;
-            let sql = if many >= MANY_SILENT {
-                leaking_walk_sql("<")
-            } else {
-                few_silent_leaking_sql()
-            };
-            ids(
-                connection,
-                &sql,
-                named_params! {
-                    ":check": check, ":cutoff": cutoff, ":key": key, ":hostname": hostname,
-                    ":id": id, ":limit": limit,
-                },
-            )?
-        }
+        GroupSql::Ids(sql) => sql,
     };
+    let ids: Vec<String> = connection
+        .prepare_cached(&sql)?
+        .query_map(&*uses(&sql, named), |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
     let mut device = connection.prepare_cached(&format!(
         "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"
     ))?;
@@ -245,15 +112,4 @@ fn group(
         rows.push(device.query_row([id], |row| device_row(row, staleness))?);
     }
     Ok(rows)
-}
-
-fn ids(
-    connection: &Connection,
-    sql: &str,
-    params: &[(&str, &dyn ToSql)],
-) -> Result<Vec<String>, StoreError> {
-    Ok(connection
-        .prepare_cached(sql)?
-        .query_map(params, |row| row.get(0))?
-        .collect::<Result<_, _>>()?)
 }

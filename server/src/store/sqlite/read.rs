@@ -1,26 +1,23 @@
 //! The reads: tokens, keys, the policy and its re-grade, devices' states
 //! and pages (the fleet's counts and device table are in `fleet.rs`).
 
-use std::collections::HashMap;
-
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use serde::de::DeserializeOwned;
 use shipshape_core::Finding;
-use shipshape_core::checks::CheckId;
-use shipshape_core::wire::DeviceStatus;
 
-use super::write::{regrade_state, token_kind, transition_kind};
 use super::{Ms, StatusColumn};
 use crate::grade::CheckState;
 use crate::model::{
-    DeviceDetail, DeviceKey, DeviceRow, DeviceState, LastReport, RegradeProgress, RegradeState,
-    ReportSummary, Staleness, StoredPolicy, TokenInfo, TokenKind, Transition, TransitionKind,
+    DeviceDetail, DeviceKey, DeviceRow, DeviceState, LastReport, RegradeProgress, ReportSummary,
+    Staleness, StoredPolicy, TokenInfo, Transition,
 };
-use crate::store::StoreError;
-
-/// The reports the device page lists.
-const DEVICE_PAGE_REPORTS: i64 = 50;
+use crate::store::sql::fleet::DEVICE_COLUMNS;
+use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
+use crate::store::sql::{
+    DEVICE_PAGE_REPORTS, parse_token_kind, parse_transition_kind, shown_status,
+};
+use crate::store::{StoreError, sql};
 
 pub(super) fn ping(connection: &Connection) -> Result<(), StoreError> {
     connection.query_row("SELECT COUNT(*) FROM schema_migrations", [], |_| Ok(()))?;
@@ -35,9 +32,7 @@ pub(super) fn list_tokens(connection: &Connection) -> Result<Vec<TokenInfo>, Sto
         )?
         .query_map([], |row| {
             let kind: String = row.get(1)?;
-            let kind = [TokenKind::Enroll, TokenKind::Admin]
-                .into_iter()
-                .find(|known| token_kind(*known) == kind)
+            let kind = parse_token_kind(&kind)
                 .ok_or_else(|| unexpected(1, format!("token kind `{kind}`")))?;
             let uses_left: Option<i64> = row.get(2)?;
             Ok(TokenInfo {
@@ -78,14 +73,7 @@ pub(super) fn device_key(
     let Some((public_key, revoked_at)) = key else {
         return Ok(None);
     };
-    let public_key = hex::decode(&public_key)
-        .ok()
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| StoreError(format!("the stored key of device {device_id} is damaged")))?;
-    Ok(Some(DeviceKey {
-        public_key,
-        revoked: revoked_at.is_some(),
-    }))
+    sql::device_key(device_id, &public_key, revoked_at.is_some()).map(Some)
 }
 
 pub(super) fn active_policy(connection: &Connection) -> Result<Option<StoredPolicy>, StoreError> {
@@ -109,21 +97,11 @@ pub(super) fn regrade_progress(
     connection: &Connection,
 ) -> Result<Option<RegradeProgress>, StoreError> {
     Ok(connection
-        .prepare_cached(
-            "SELECT policy_id, state, devices, done, changed_status, started_at, finished_at,
-                 after_device
-             FROM regrades WHERE policy_id = (SELECT MAX(id) FROM policies)",
-        )?
+        .prepare_cached(regrade::PROGRESS)?
         .query_row([], |row| {
             let state: String = row.get(1)?;
-            let state = [
-                RegradeState::Running,
-                RegradeState::Done,
-                RegradeState::Superseded,
-            ]
-            .into_iter()
-            .find(|known| regrade_state(*known) == state)
-            .ok_or_else(|| unexpected(1, format!("re-grade state `{state}`")))?;
+            let state = regrade::parse_state(&state)
+                .ok_or_else(|| unexpected(1, format!("re-grade state `{state}`")))?;
             Ok(RegradeProgress {
                 policy_id: row.get(0)?,
                 state,
@@ -148,12 +126,8 @@ pub(super) fn device_states(
 ) -> Result<Vec<DeviceState>, StoreError> {
     let transaction = connection.unchecked_transaction()?;
     let mut states: Vec<DeviceState> = transaction
-        .prepare_cached(
-            "SELECT d.id, d.hostname, d.status, d.findings_json, d.last_report_id, r.facts_json
-             FROM devices d LEFT JOIN reports r ON r.id = d.last_report_id
-             WHERE d.id > ?1 ORDER BY d.id LIMIT ?2",
-        )?
-        .query_map((after, limit), |row| {
+        .prepare_cached(DEVICE_STATES)?
+        .query_map(named_params! { ":after": after, ":limit": limit }, |row| {
             let report_id: Option<String> = row.get(4)?;
             let facts_json: Option<String> = row.get(5)?;
             Ok(DeviceState {
@@ -171,46 +145,22 @@ pub(super) fn device_states(
     let Some(last) = states.last().map(|state| state.id.clone()) else {
         return Ok(states);
     };
-    let mut checks: HashMap<String, CheckState> = HashMap::new();
-    // Check ids this server does not know (left by a newer one) are ignored.
-    let mut clocks = transaction.prepare_cached(
-        "SELECT device_id, check_id, failing_since FROM grace_clocks
-         WHERE device_id > ?1 AND device_id <= ?2",
-    )?;
-    let mut rows = clocks.query((after, &last))?;
-    while let Some(row) = rows.next()? {
-        if let Ok(check) = row.get::<_, String>(1)?.parse::<CheckId>() {
-            let Ms(since) = row.get(2)?;
-            let device: String = row.get(0)?;
-            checks
-                .entry(device)
-                .or_default()
-                .failing_since
-                .insert(check, since);
-        }
-    }
-    let mut leaks = transaction.prepare_cached(
-        "SELECT device_id, check_id FROM device_leaks WHERE device_id > ?1 AND device_id <= ?2",
-    )?;
-    let mut rows = leaks.query((after, &last))?;
-    while let Some(row) = rows.next()? {
-        if let Ok(check) = row.get::<_, String>(1)?.parse::<CheckId>() {
-            let device: String = row.get(0)?;
-            checks.entry(device).or_default().leaking.insert(check);
-        }
-    }
-    for state in &mut states {
-        if let Some(checks) = checks.remove(&state.id) {
-            state.checks = checks;
-        }
-    }
+    let range = named_params! { ":after": after, ":last": last };
+    let clocks: Vec<(String, String, jiff::Timestamp)> = transaction
+        .prepare_cached(CLOCKS_IN_RANGE)?
+        .query_map(range, |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get::<_, Ms>(2)?.0))
+        })?
+        .collect::<Result<_, _>>()?;
+    let leaks: Vec<(String, String)> = transaction
+        .prepare_cached(LEAKS_IN_RANGE)?
+        .query_map(range, |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    regrade::attach_checks(&mut states, clocks, leaks);
     Ok(states)
 }
 
-/// The columns [`device_row`] reads, in its order.
-pub(super) const DEVICE_COLUMNS: &str = "id, hostname, os_name, status, leaking_checks, last_seen, \
-                              enrolled_at, revoked_at, last_contact";
-
+/// A row of [`DEVICE_COLUMNS`].
 pub(super) fn device_row(row: &Row<'_>, staleness: Staleness) -> rusqlite::Result<DeviceRow> {
     let StatusColumn(graded) = row.get(3)?;
     let Ms(last_contact) = row.get(8)?;
@@ -218,11 +168,7 @@ pub(super) fn device_row(row: &Row<'_>, staleness: Staleness) -> rusqlite::Resul
         id: row.get(0)?,
         hostname: row.get(1)?,
         os: row.get(2)?,
-        status: if last_contact < staleness.cutoff() {
-            DeviceStatus::Silent
-        } else {
-            graded
-        },
+        status: shown_status(graded, last_contact, staleness),
         failing_checks: row.get::<_, Json<Vec<String>>>(4)?.0,
         last_seen: row.get::<_, Option<Ms>>(5)?.map(|Ms(at)| at),
         enrolled_at: row.get::<_, Ms>(6)?.0,
@@ -257,9 +203,7 @@ pub(super) fn device(
         )?
         .query_map([device_id], |row| {
             let kind: String = row.get(1)?;
-            let kind = [TransitionKind::SprangLeak, TransitionKind::BailedOut]
-                .into_iter()
-                .find(|known| transition_kind(*known) == kind)
+            let kind = parse_transition_kind(&kind)
                 .ok_or_else(|| unexpected(1, format!("transition kind `{kind}`")))?;
             Ok(Transition {
                 check: row.get(0)?,

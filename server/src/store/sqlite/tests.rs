@@ -7,14 +7,15 @@ use shipshape_core::wire::DeviceStatus;
 use super::*;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
 use crate::model::{FleetQuery, IncomingReport, NewDevice, NewToken, TokenKind};
+use crate::store::sql::fleet::{self, Dialect};
 use crate::store::tests::{
     active, device_table, every_story, failure_counts, fleet, query, report, t0,
 };
 
-fn fresh() -> (Box<dyn Store>, tempfile::TempDir) {
+async fn fresh() -> Option<(Box<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("shipshape.db")).unwrap();
-    (Box::new(store), dir)
+    Some((Box::new(store), dir))
 }
 
 every_story!(fresh);
@@ -72,7 +73,7 @@ async fn reopening_keeps_everything_and_migrates_once() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(versions, MIGRATIONS.len() as i64);
+    assert_eq!(versions, sql::MIGRATIONS.len() as i64);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -267,7 +268,7 @@ fn every_page_of_the_fleet_is_a_range_of_an_index() {
     assert!(!scans(&many) && !many.contains("TEMP B-TREE"), "{many}");
     for contact in [">=", "<"] {
         in_order(
-            &fleet::leaking_walk_sql(contact),
+            &fleet::leaking_walk_sql(Dialect::Sqlite, contact),
             "device_leaks_in_table_order",
             &format!("check_id=? AND {leak_after}"),
         );
@@ -275,11 +276,11 @@ fn every_page_of_the_fleet_is_a_range_of_an_index() {
     // The few silent devices: a range of the contact index, then sorted.
     for (sql, index) in [
         (
-            fleet::few_silent_sql(),
+            fleet::few_silent_sql(Dialect::Sqlite),
             "devices_by_contact (last_contact<?)",
         ),
         (
-            fleet::few_silent_leaking_sql(),
+            fleet::few_silent_leaking_sql(Dialect::Sqlite),
             "device_leaks_by_contact (check_id=? AND last_contact<?)",
         ),
     ] {
@@ -292,7 +293,7 @@ fn every_page_of_the_fleet_is_a_range_of_an_index() {
     // The counts: ranges below the cutoff, bounded by the silent devices.
     for (sql, index) in [
         (
-            fleet::SILENT_BY_STATUS,
+            &*fleet::silent_by_status_sql(Dialect::Sqlite),
             "devices_by_contact (last_contact<?)",
         ),
         (fleet::SILENT_UP_TO, "devices_by_contact (last_contact<?)"),
@@ -393,7 +394,7 @@ async fn a_database_of_version_1_is_migrated() {
                  INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0);",
             )
             .unwrap();
-        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        connection.execute_batch(sql::MIGRATIONS[0]).unwrap();
         for (id, hostname, last_contact, leaks) in [
             ("1", "zulu", recently, &["firewall", "os-updates"][..]),
             ("2", "Yankee", long_ago, &["firewall"][..]),

@@ -1,62 +1,26 @@
 //! The writes, each the body of one savepoint on the writer's connection.
 
-use jiff::{SignedDuration, Timestamp};
-use rusqlite::{Connection, OptionalExtension};
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, named_params};
+use shipshape_core::Policy;
 use shipshape_core::checks::CheckId;
-use shipshape_core::wire::Receipt;
-use shipshape_core::{Facts, Policy};
 
-use super::{Ms, StatusColumn, etag, read};
+use super::{Ms, StatusColumn, read};
 use crate::counts::CountChanges;
 use crate::grade::{CheckState, Grade, grade};
 use crate::keyset::sort_key;
 use crate::model::{
-    EnrollRefusal, IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress,
-    RegradeState, StoredPolicy, TokenInfo, TokenKind, TransitionKind,
+    EnrollRefusal, NewDevice, NewToken, RegradeBatch, RegradeProgress, RegradeState, StoredPolicy,
+    TokenInfo,
+};
+use crate::store::sql::regrade::{
+    self, CHANGE_CHECK_COUNT, CHANGE_STATUS_COUNT, DEVICES_TO_REGRADE, SUPERSEDE,
+};
+use crate::store::sql::{
+    EnrollToken, PreparedReport, etag, leaking_json, new_device_id, new_token_info, to_json,
+    token_kind, transition_kind, whole_millis,
 };
 use crate::store::{Recorded, StoreError};
-
-/// How long a nonce is remembered. A signature's `created` may be up to
-/// 5 minutes off either way, so a request stays replayable for at most
-/// 10 minutes after the server first saw it; 15 leaves a margin.
-pub(super) const NONCE_MEMORY: SignedDuration = SignedDuration::from_mins(15);
-
-/// A report with its JSON serialized ahead of the writer thread.
-#[derive(Debug)]
-pub(super) struct PreparedReport {
-    id: String,
-    device_id: String,
-    /// Whole milliseconds, as the database keeps it and the receipt repeats it.
-    pub(super) received_at: Timestamp,
-    nonce: String,
-    facts: Facts,
-    facts_json: String,
-    agent_report_json: String,
-}
-
-impl PreparedReport {
-    pub(super) fn new(report: IncomingReport) -> Result<Self, StoreError> {
-        let json = |what: &str, error: serde_json::Error| {
-            StoreError(format!(
-                "could not serialize the {what} of report {}: {error}",
-                report.submission.id
-            ))
-        };
-        let facts_json = serde_json::to_string(&report.submission.facts)
-            .map_err(|error| json("facts", error))?;
-        let agent_report_json = serde_json::to_string(&report.submission.report)
-            .map_err(|error| json("agent's findings", error))?;
-        Ok(PreparedReport {
-            received_at: Ms::truncate(report.received_at),
-            nonce: report.nonce,
-            facts_json,
-            agent_report_json,
-            id: report.submission.id,
-            device_id: report.device_id,
-            facts: report.submission.facts,
-        })
-    }
-}
 
 /// Stores a report and the device's new grade; see [`crate::store::Store::record_report`].
 pub(super) fn record_report(
@@ -93,25 +57,12 @@ pub(super) fn record_report(
         return Ok(Recorded::ReplayedNonce);
     }
     if let Some((_, receipt)) = existing {
-        return serde_json::from_str(&receipt)
-            .map(Recorded::AlreadyStored)
-            .map_err(|error| {
-                StoreError(format!(
-                    "the stored receipt of report {} is unreadable: {error}",
-                    report.id
-                ))
-            });
+        return report.stored_receipt(&receipt).map(Recorded::AlreadyStored);
     }
 
     let previous = check_state(connection, &report.device_id)?;
     let grade = grade(policy, &report.facts, report.received_at, &previous);
-    let receipt = Receipt {
-        report_id: report.id.clone(),
-        device_id: report.device_id.clone(),
-        received_at: report.received_at,
-        status: grade.status,
-        findings: grade.findings.clone(),
-    };
+    let receipt = report.receipt(&grade);
     let receipt_json = to_json("receipt", &receipt)?;
     let leaking = leaking_json(&grade)?;
     let host = &report.facts.host;
@@ -193,7 +144,7 @@ pub(super) fn record_nonce(
     if !device_exists(connection, device_id)? {
         return Err(StoreError(format!("device {device_id} is not enrolled")));
     }
-    insert_nonce(connection, device_id, nonce, Ms::truncate(now))
+    insert_nonce(connection, device_id, nonce, whole_millis(now))
 }
 
 fn insert_nonce(
@@ -311,37 +262,25 @@ pub(super) fn enroll(
                 id: row.get(0)?,
                 kind: row.get(1)?,
                 uses_left: row.get(2)?,
-                expires_at: row.get(3)?,
-                revoked_at: row.get(4)?,
+                expires_at: row.get::<_, Option<Ms>>(3)?.map(|Ms(at)| at),
+                revoked: row.get::<_, Option<Ms>>(4)?.is_some(),
             })
         })
         .optional()?;
     let Some(token) = token else {
         return Ok(Err(EnrollRefusal::UnknownToken));
     };
-    if token.kind != token_kind(TokenKind::Enroll) {
-        return Ok(Err(EnrollRefusal::UnknownToken));
-    }
-    if token.revoked_at.is_some() {
-        return Ok(Err(EnrollRefusal::Revoked));
-    }
-    if token
-        .expires_at
-        .is_some_and(|Ms(expires)| expires <= device.enrolled_at)
-    {
-        return Ok(Err(EnrollRefusal::Expired));
-    }
-    if token.uses_left.is_some_and(|uses| uses <= 0) {
-        return Ok(Err(EnrollRefusal::UsedUp));
+    if let Some(refusal) = token.refusal(device.enrolled_at) {
+        return Ok(Err(refusal));
     }
     connection
         .prepare_cached(
             "UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ?1 AND uses_left IS NOT NULL",
         )?
         .execute([&token.id])?;
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = new_device_id();
     let host = &device.host;
-    let enrolled_at = Ms(Ms::truncate(device.enrolled_at));
+    let enrolled_at = Ms(whole_millis(device.enrolled_at));
     connection
         .prepare_cached(
             "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
@@ -366,30 +305,11 @@ pub(super) fn enroll(
     Ok(Ok(id))
 }
 
-/// A token as enrollment checks it.
-struct EnrollToken {
-    id: String,
-    kind: String,
-    uses_left: Option<i64>,
-    expires_at: Option<Ms>,
-    revoked_at: Option<Ms>,
-}
-
 pub(super) fn create_token(
     connection: &Connection,
     token: &NewToken,
 ) -> Result<TokenInfo, StoreError> {
-    let mut id = [0u8; 6];
-    getrandom::fill(&mut id)
-        .map_err(|error| StoreError(format!("no randomness for a token id: {error}")))?;
-    let info = TokenInfo {
-        id: hex::encode(id),
-        kind: token.kind,
-        uses_left: token.uses,
-        expires_at: token.expires_at.map(Ms::truncate),
-        created_at: Ms::truncate(token.created_at),
-        revoked_at: None,
-    };
+    let info = new_token_info(token)?;
     connection
         .prepare_cached(
             "INSERT INTO tokens (id, kind, hash, uses_left, expires_at, created_at)
@@ -443,7 +363,7 @@ pub(super) fn activate_policy(
     {
         return Ok((active, progress));
     }
-    let now = Ms::truncate(now);
+    let now = whole_millis(now);
     let etag = etag(text);
     let id: i64 = connection
         .prepare_cached(
@@ -452,12 +372,10 @@ pub(super) fn activate_policy(
         )?
         .query_row((text, &etag, Ms(now)), |row| row.get(0))?;
     connection
-        .prepare_cached(
-            "UPDATE regrades SET state = 'superseded', finished_at = ?1 WHERE state = 'running'",
-        )?
-        .execute([Ms(now)])?;
+        .prepare_cached(SUPERSEDE)?
+        .execute(named_params! { ":at": Ms(now) })?;
     let devices: i64 = connection
-        .prepare_cached("SELECT COALESCE(SUM(devices), 0) FROM status_counts")?
+        .prepare_cached(DEVICES_TO_REGRADE)?
         .query_row([], |row| row.get(0))?;
     // With no device there is nothing to re-grade: done at once.
     let (state, finished_at) = if devices == 0 {
@@ -471,7 +389,13 @@ pub(super) fn activate_policy(
                  started_at, finished_at, state)
              VALUES (?1, '', ?2, 0, 0, ?3, ?4, ?5)",
         )?
-        .execute((id, devices, Ms(now), finished_at, regrade_state(state)))?;
+        .execute((
+            id,
+            devices,
+            Ms(now),
+            finished_at,
+            regrade::state_column(state),
+        ))?;
     let stored = StoredPolicy {
         id,
         text: text.to_owned(),
@@ -497,7 +421,7 @@ pub(super) fn save_regrade(
     {
         return Ok(None);
     }
-    let at = Ms::truncate(batch.at);
+    let at = whole_millis(batch.at);
     let mut counts = CountChanges::default();
     let mut changed_status = 0;
     for change in &batch.changes {
@@ -551,7 +475,7 @@ pub(super) fn save_regrade(
             after,
             as_count(batch.visited)?,
             changed_status,
-            regrade_state(state),
+            regrade::state_column(state),
             finished_at,
         ))?;
     read::regrade_progress(connection)
@@ -561,58 +485,17 @@ pub(super) fn save_regrade(
 fn apply_counts(connection: &Connection, counts: &CountChanges) -> Result<(), StoreError> {
     for (status, change) in counts.statuses() {
         connection
-            .prepare_cached("UPDATE status_counts SET devices = devices + ?2 WHERE status = ?1")?
-            .execute((status, change))?;
+            .prepare_cached(CHANGE_STATUS_COUNT)?
+            .execute(named_params! { ":status": status, ":change": change })?;
     }
     for (check, change) in counts.checks() {
         connection
-            .prepare_cached(
-                "INSERT INTO check_counts (check_id, devices) VALUES (?1, ?2)
-                 ON CONFLICT (check_id) DO UPDATE SET devices = check_counts.devices + ?2",
-            )?
-            .execute((check, change))?;
+            .prepare_cached(CHANGE_CHECK_COUNT)?
+            .execute(named_params! { ":check": check, ":change": change })?;
     }
     Ok(())
 }
 
 fn as_count(count: u64) -> Result<i64, StoreError> {
     i64::try_from(count).map_err(|_| StoreError(format!("{count} devices is past what SQL counts")))
-}
-
-pub(super) fn regrade_state(state: RegradeState) -> &'static str {
-    match state {
-        RegradeState::Running => "running",
-        RegradeState::Done => "done",
-        RegradeState::Superseded => "superseded",
-    }
-}
-
-/// The leaking checks as the `leaking_checks` columns hold them.
-fn leaking_json(grade: &Grade) -> Result<String, StoreError> {
-    let checks: Vec<&str> = grade
-        .state
-        .leaking
-        .iter()
-        .map(|check| check.as_str())
-        .collect();
-    to_json("leaking checks", &checks)
-}
-
-fn to_json(what: &str, value: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|error| StoreError(format!("could not serialize the {what}: {error}")))
-}
-
-pub(super) fn token_kind(kind: TokenKind) -> &'static str {
-    match kind {
-        TokenKind::Enroll => "enroll",
-        TokenKind::Admin => "admin",
-    }
-}
-
-pub(super) fn transition_kind(kind: TransitionKind) -> &'static str {
-    match kind {
-        TransitionKind::SprangLeak => "sprang-leak",
-        TransitionKind::BailedOut => "bailed-out",
-    }
 }

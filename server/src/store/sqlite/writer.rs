@@ -4,19 +4,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::Ms;
 use crate::store::StoreError;
+use crate::store::sql::PRUNE_NONCES_EVERY;
 
 /// The most requests one transaction commits: enough to amortize the fsync
 /// over a burst, few enough that the first caller of a batch is not kept long.
 pub(super) const MAX_BATCH: usize = 256;
-
-/// How often the writer forgets old nonces, at most.
-const PRUNE_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
 /// What the writer carries from one request to the next.
 #[derive(Debug, Default)]
@@ -35,7 +33,7 @@ impl WriterState {
     ) -> Result<(), StoreError> {
         if self
             .nonces_pruned_at
-            .is_some_and(|pruned| now.duration_since(pruned) < PRUNE_EVERY)
+            .is_some_and(|pruned| now.duration_since(pruned) < PRUNE_NONCES_EVERY)
         {
             return Ok(());
         }

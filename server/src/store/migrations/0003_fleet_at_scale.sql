@@ -7,10 +7,9 @@
 --    row before it). An index range needs plain columns: a row value does
 --    not bound an expression index such as lower(hostname). The key is the
 --    hostname with ASCII letters lowercased, which the server computes
---    (`keyset::sort_key`) and SQLite's lower() does too.
---    PostgreSQL: fill it with lower(hostname COLLATE "C"), and give
---    sort_key, hostname and id COLLATE "C" so that they compare as bytes,
---    as SQLite's do.
+--    (`keyset::sort_key`) and SQLite's lower() does too. In PostgreSQL
+--    every TEXT column compares bytes (COLLATE "C", see postgres/migrate.rs),
+--    so its lower() folds ASCII only as well, and the keys sort alike.
 -- 2. Counts kept in step with every write, in the write's transaction:
 --    devices per status and per leaking check. The summary reads them
 --    instead of counting the fleet; silent devices are counted with a range

@@ -1,0 +1,510 @@
+//! The story suite and PostgreSQL's own tests, each in a fresh schema of
+//! the database `SHIPSHAPE_TEST_POSTGRES_URL` names (dropped afterwards).
+//! Without the variable they say they were skipped; with it, a database
+//! that cannot be reached fails them.
+
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use shipshape_core::wire::DeviceStatus;
+use tokio::task::JoinSet;
+
+use super::read::numbered;
+use super::*;
+use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
+use crate::model::{NewDevice, TokenKind, TransitionKind};
+use crate::store::sql::fleet::{
+    Dialect, SILENT_LEAKING, graded_group_sql, leaking_walk_sql, many_silent_sql,
+};
+use crate::store::tests::{active, device_table, every_story, fleet, query, report, t0};
+use crate::store::{SqliteStore, sql};
+
+const URL_VARIABLE: &str = "SHIPSHAPE_TEST_POSTGRES_URL";
+
+/// A schema of its own in the test database, dropped when this is.
+struct TestSchema {
+    database: String,
+    name: String,
+}
+
+impl TestSchema {
+    /// `None` (and says so) when the variable is not set.
+    async fn create() -> Option<TestSchema> {
+        let Ok(database) = std::env::var(URL_VARIABLE) else {
+            eprintln!("skipped: {URL_VARIABLE} is not set");
+            return None;
+        };
+        let name = format!("shipshape_test_{}", uuid::Uuid::new_v4().simple());
+        connect(&database)
+            .await
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap_or_else(|error| panic!("cannot create schema {name}: {error:?}"));
+        Some(TestSchema { database, name })
+    }
+
+    /// The URL of the database with this schema on the search path.
+    fn url(&self) -> PostgresUrl {
+        let separator = if self.database.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{separator}options=-csearch_path%3D{}",
+            self.database, self.name
+        )
+        .parse()
+        .unwrap()
+    }
+
+    /// A plain connection into this schema.
+    async fn connect(&self) -> tokio_postgres::Client {
+        let (client, connection) = self.url().config().connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let (database, name) = (self.database.clone(), self.name.clone());
+        // Its own thread and runtime: a test's runtime may be the one
+        // dropping this, and cannot be blocked on.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    connect(&database)
+                        .await
+                        .batch_execute(&format!(
+                            "SET lock_timeout = '10s'; DROP SCHEMA {name} CASCADE"
+                        ))
+                        .await
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test schema {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// A connection to the test database; it must answer.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "{URL_VARIABLE} is set, but PostgreSQL does not answer there: {}",
+                error::describe(&error)
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+async fn fresh() -> Option<(Box<dyn Store>, TestSchema)> {
+    let schema = TestSchema::create().await?;
+    let store = PostgresStore::open(&schema.url()).await.unwrap();
+    Some((Box::new(store), schema))
+}
+
+every_story!(fresh);
+
+/// Two servers on one schema, as two replicas behind a load balancer are.
+async fn replicas() -> Option<(Arc<PostgresStore>, Arc<PostgresStore>, TestSchema)> {
+    let schema = TestSchema::create().await?;
+    let url = schema.url();
+    let (a, b) = tokio::join!(PostgresStore::open(&url), PostgresStore::open(&url));
+    Some((Arc::new(a.unwrap()), Arc::new(b.unwrap()), schema))
+}
+
+async fn enroll(store: &dyn Store, hostname: &str) -> String {
+    let hash = *uuid::Uuid::new_v4().as_bytes();
+    let mut token = [0; 32];
+    token[..16].copy_from_slice(&hash);
+    store
+        .create_token(NewToken {
+            kind: TokenKind::Enroll,
+            hash: token,
+            uses: Some(1),
+            expires_at: None,
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    store
+        .enroll(&token, new_device(hostname))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn new_device(hostname: &str) -> NewDevice {
+    NewDevice {
+        public_key: [7; 32],
+        host: shipshape(hostname, t0()).host,
+        enrolled_at: t0(),
+    }
+}
+
+async fn count(schema: &TestSchema, sql: &str) -> i64 {
+    schema
+        .connect()
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_started_together_migrate_once() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let url = schema.url();
+        opening.spawn(async move { PostgresStore::open(&url).await });
+    }
+    while let Some(opened) = opening.join_next().await {
+        opened.unwrap().unwrap().ping().await.unwrap();
+    }
+    let versions = "SELECT COUNT(*) FROM schema_migrations";
+    assert_eq!(count(&schema, versions).await, sql::MIGRATIONS.len() as i64);
+    PostgresStore::open(&schema.url()).await.unwrap();
+    assert_eq!(
+        count(&schema, versions).await,
+        sql::MIGRATIONS.len() as i64,
+        "opened again, it finds nothing to do"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_retried_through_the_other_replica_is_stored_once() {
+    let Some((a, b, schema)) = replicas().await else {
+        return;
+    };
+    let policy = Arc::new(active(default_policy()));
+    let device = enroll(&*a, "anna-laptop").await;
+    let at = t0() + SignedDuration::from_hours(1);
+    let original = report(&device, open_firewall(shipshape("anna-laptop", at)), at);
+    // The report and its retries, each signed afresh, through both replicas at once.
+    let mut racing = JoinSet::new();
+    for n in 0..10 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let copy = IncomingReport {
+            nonce: format!("nonce-{n}"),
+            ..original.clone()
+        };
+        let policy = policy.clone();
+        racing.spawn(async move { store.record_report(copy, &policy).await.unwrap() });
+    }
+    let mut receipts = Vec::new();
+    let mut stored = 0;
+    while let Some(recorded) = racing.join_next().await {
+        match recorded.unwrap() {
+            Recorded::Stored(receipt) => {
+                stored += 1;
+                receipts.push(receipt);
+            }
+            Recorded::AlreadyStored(receipt) => receipts.push(receipt),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(stored, 1);
+    assert!(receipts.iter().all(|receipt| *receipt == receipts[0]));
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM reports").await, 1);
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM transitions").await, 1);
+
+    // A replay through the other replica: the nonces are in the database.
+    let mut replay = report(&device, shipshape("anna-laptop", at), at);
+    replay.nonce = "nonce-0".to_owned();
+    assert_eq!(
+        b.record_report(replay, &policy).await.unwrap(),
+        Recorded::ReplayedNonce
+    );
+    assert!(a.record_nonce(&device, "policy", at, t0()).await.unwrap());
+    assert!(!b.record_nonce(&device, "policy", at, t0()).await.unwrap());
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM reports").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_of_one_device_racing_through_both_replicas_leave_a_consistent_history() {
+    let Some((a, b, schema)) = replicas().await else {
+        return;
+    };
+    let policy = Arc::new(active(default_policy()));
+    let device = enroll(&*a, "anna-laptop").await;
+    let mut racing = JoinSet::new();
+    for n in 0..40 {
+        let at = t0() + SignedDuration::from_mins(n);
+        // The firewall opens and closes: every report may flip the leak.
+        let facts = if n % 2 == 0 {
+            open_firewall(shipshape("anna-laptop", at))
+        } else {
+            shipshape("anna-laptop", at)
+        };
+        let store = if n % 3 == 0 { a.clone() } else { b.clone() };
+        let policy = policy.clone();
+        let report = report(&device, facts, at);
+        racing.spawn(async move { store.record_report(report, &policy).await.unwrap() });
+    }
+    while let Some(recorded) = racing.join_next().await {
+        assert!(matches!(recorded.unwrap(), Recorded::Stored(_)));
+    }
+    // In the order they were stored, leaks spring and bail out in turn: no
+    // two reports graded from the same previous state.
+    let client = schema.connect().await;
+    let kinds: Vec<String> = client
+        .query("SELECT kind FROM transitions ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(!kinds.is_empty());
+    for (n, kind) in kinds.iter().enumerate() {
+        let expected = if n % 2 == 0 {
+            TransitionKind::SprangLeak
+        } else {
+            TransitionKind::BailedOut
+        };
+        assert_eq!(kind, sql::transition_kind(expected), "{kinds:?}");
+    }
+    let detail = a
+        .device(
+            &device,
+            crate::model::Staleness {
+                now: t0(),
+                stale_after: SignedDuration::from_hours(48),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.reports.len(), 40);
+    let leaking = kinds.len() % 2 == 1;
+    assert_eq!(detail.device.status == DeviceStatus::Leaky, leaking);
+    assert_eq!(
+        count(&schema, "SELECT COUNT(*) FROM device_leaks").await,
+        i64::from(leaking)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrollment_token_is_spent_exactly_once_across_replicas() {
+    let Some((a, b, schema)) = replicas().await else {
+        return;
+    };
+    let token = a
+        .create_token(NewToken {
+            kind: TokenKind::Enroll,
+            hash: [1; 32],
+            uses: Some(5),
+            expires_at: None,
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+    let mut racing = JoinSet::new();
+    for n in 0..12 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        racing.spawn(async move {
+            store
+                .enroll(&[1; 32], new_device(&format!("host-{n}")))
+                .await
+                .unwrap()
+        });
+    }
+    let mut enrolled = Vec::new();
+    while let Some(answer) = racing.join_next().await {
+        match answer.unwrap() {
+            Ok(id) => enrolled.push(id),
+            Err(refusal) => assert_eq!(refusal, EnrollRefusal::UsedUp),
+        }
+    }
+    assert_eq!(enrolled.len(), 5);
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM devices").await, 5);
+    let tokens = b.list_tokens().await.unwrap();
+    assert_eq!(tokens[0].id, token.id);
+    assert_eq!(tokens[0].uses_left, Some(0));
+
+    // Revoked through one replica, refused by the other.
+    assert!(a.revoke_device(&enrolled[0], t0()).await.unwrap());
+    assert!(b.device_key(&enrolled[0]).await.unwrap().unwrap().revoked);
+    assert!(!b.device_key(&enrolled[1]).await.unwrap().unwrap().revoked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostnames_sort_as_in_sqlite() {
+    let Some((postgres, _keep)) = fresh().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("shipshape.db")).unwrap();
+    // Non-ASCII letters are not folded ("Ébc" before "éa"), punctuation
+    // counts (whatever the database's locale would say).
+    let hostnames = [
+        "b", "Ébc", "éa", "_under", "ab", "a-b", "Zed", "zed", "ÀB", "A", "a", "~tilde",
+    ];
+    for hostname in hostnames {
+        enroll(&*postgres, hostname).await;
+        enroll(&sqlite, hostname).await;
+    }
+    let everyone = FleetQuery {
+        per_page: 100,
+        ..query(t0())
+    };
+    let from_postgres = fleet(&*postgres, &everyone).await;
+    let from_sqlite = fleet(&sqlite, &everyone).await;
+    // By hostname with ASCII letters folded, then byte for byte.
+    let mut expected: Vec<&str> = hostnames.to_vec();
+    expected.sort_by_key(|hostname| (hostname.to_ascii_lowercase(), *hostname));
+    let order = |page| -> Vec<&str> {
+        device_table(page)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    };
+    assert_eq!(order(&from_sqlite), expected);
+    assert_eq!(order(&from_postgres), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_columns_compare_bytes() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    PostgresStore::open(&schema.url()).await.unwrap();
+    let columns = schema
+        .connect()
+        .await
+        .query(
+            "SELECT table_name::text, column_name::text, collation_name::text
+             FROM information_schema.columns
+             WHERE table_schema = current_schema() AND data_type = 'text'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(columns.len() > 20, "{}", columns.len());
+    for column in columns {
+        let (table, name, collation): (String, String, Option<String>) =
+            (column.get(0), column.get(1), column.get(2));
+        assert_eq!(collation.as_deref(), Some("C"), "{table}.{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_pages_are_read_in_index_order() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    PostgresStore::open(&schema.url()).await.unwrap();
+    let client = schema.connect().await;
+    // Were a page not in an index's order, PostgreSQL would have to sort it.
+    client
+        .batch_execute("SET enable_seqscan = off; SET enable_sort = off")
+        .await
+        .unwrap();
+    let (status, check, cutoff, limit) = ("leaky", "firewall", 0_i64, 50_i64);
+    let (key, hostname, id) = ("anna", "Anna", "0190");
+    let named: [(&str, read::Param<'_>); 7] = [
+        (":status", &status),
+        (":check", &check),
+        (":cutoff", &cutoff),
+        (":key", &key),
+        (":hostname", &hostname),
+        (":id", &id),
+        (":limit", &limit),
+    ];
+    let plan = async |sql: &str| -> String {
+        let (sql, params) = numbered(sql, &named);
+        assert!(!sql.contains(':'), "every parameter is numbered: {sql}");
+        let rows = client
+            .query(&format!("EXPLAIN {sql}"), &params)
+            .await
+            .unwrap();
+        let lines: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        lines.join("\n")
+    };
+    // A sort node (not a merge's sort key): the rows were not in order.
+    let sorts = |plan: &str| plan.contains("Sort  (");
+    // A walk from a key: a range of the index in table order.
+    let graded = plan(&graded_group_sql()).await;
+    assert!(
+        graded.contains("devices_in_table_order") && !sorts(&graded),
+        "{graded}"
+    );
+    let many = plan(&many_silent_sql()).await;
+    assert!(
+        many.contains("Merge Append")
+            && many.matches("devices_in_table_order").count() == 3
+            && !sorts(&many),
+        "the three graded walks, merged: {many}"
+    );
+    for contact in [">=", "<"] {
+        let walk = plan(&leaking_walk_sql(Dialect::Postgres, contact)).await;
+        assert!(
+            walk.contains("device_leaks_in_table_order") && !sorts(&walk),
+            "{walk}"
+        );
+    }
+    let silent = plan(SILENT_LEAKING).await;
+    assert!(silent.contains("device_leaks_by_contact"), "{silent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_named() {
+    let url: PostgresUrl = "postgres://shipshape@127.0.0.1:1/fleet".parse().unwrap();
+    let error = PostgresStore::open(&url).await.unwrap_err();
+    assert!(
+        error
+            .0
+            .contains("cannot reach PostgreSQL at 127.0.0.1:1/fleet"),
+        "{error}"
+    );
+    assert!(error.0.contains("refused"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_path_without_a_schema_is_named() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let url: PostgresUrl = schema
+        .url()
+        .to_string()
+        .replace(&schema.name, "shipshape_no_such_schema")
+        .parse()
+        .unwrap();
+    let error = PostgresStore::open(&url).await.unwrap_err();
+    assert!(error.0.contains("search_path names no schema"), "{error}");
+    assert!(error.0.contains("CREATE SCHEMA"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_a_newer_server_is_refused() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    PostgresStore::open(&schema.url()).await.unwrap();
+    schema
+        .connect()
+        .await
+        .batch_execute("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
+        .await
+        .unwrap();
+    let error = PostgresStore::open(&schema.url()).await.unwrap_err();
+    assert!(
+        error
+            .0
+            .contains("schema version 99, newer than this server's"),
+        "{error}"
+    );
+}
