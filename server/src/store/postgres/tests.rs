@@ -14,7 +14,7 @@ use super::*;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
 use crate::model::{NewDevice, TokenKind, TransitionKind};
 use crate::store::sql::fleet::{
-    Dialect, SILENT_LEAKING, graded_group_sql, leaking_walk_sql, many_silent_sql,
+    Dialect, MANY_SILENT, SILENT_LEAKING, graded_group_sql, leaking_walk_sql, many_silent_sql,
 };
 use crate::store::tests::{active, device_table, every_story, fleet, query, report, t0};
 use crate::store::{SqliteStore, sql};
@@ -441,9 +441,10 @@ async fn fleet_pages_are_read_in_index_order() {
         graded.contains("devices_in_table_order") && !sorts(&graded),
         "{graded}"
     );
-    let many = plan(&many_silent_sql()).await;
+    let many = plan(&many_silent_sql(Dialect::Postgres)).await;
     assert!(
         many.contains("Merge Append")
+            && many.matches("Limit").count() == 4
             && many.matches("devices_in_table_order").count() == 3
             && !sorts(&many),
         "the three graded walks, merged: {many}"
@@ -457,6 +458,60 @@ async fn fleet_pages_are_read_in_index_order() {
     }
     let silent = plan(SILENT_LEAKING).await;
     assert!(silent.contains("device_leaks_by_contact"), "{silent}");
+}
+
+/// Many silent devices: the silent group is the merge of the graded walks,
+/// and reads the same as when they are few.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_silent_devices_are_listed_in_table_order_too() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresStore::open(&schema.url()).await.unwrap();
+    let silent = MANY_SILENT + 5;
+    let long_ago = (t0() - SignedDuration::from_hours(24 * 5)).as_millisecond();
+    // Written directly: enrolling this many through the store takes a while.
+    let client = schema.connect().await;
+    client
+        .execute(
+            "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
+                 enrolled_at, last_contact, status, leaking_checks, findings_json)
+             SELECT lpad(n::text, 8, '0'), 'key', host, lower(host), 'linux', 'Debian', $2, $2,
+                 (ARRAY['leaky', 'unknown', 'compliant'])[n % 3 + 1], '[]', '[]'
+             FROM generate_series(0, $1::bigint - 1) AS n,
+                 LATERAL (SELECT (ARRAY['Zed', 'amy', 'Bob'])[n % 3 + 1] || '-' || lpad(n::text, 5, '0')
+                     AS host) AS hosts",
+            &[&silent, &long_ago],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE status_counts SET devices = (
+                 SELECT COUNT(*) FROM devices WHERE devices.status = status_counts.status)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let query = FleetQuery {
+        status: Some(DeviceStatus::Silent),
+        per_page: 1000,
+        ..query(t0())
+    };
+    let silent = silent as usize;
+    let (rows, pages) = crate::store::tests::every_page(&store, &query).await;
+    assert_eq!((rows.len(), pages), (silent, silent.div_ceil(1000)));
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|row| (row.hostname.to_ascii_lowercase(), row.id.clone()))
+        .collect();
+    assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(rows.iter().all(|row| row.status == DeviceStatus::Silent));
+    let counts = store.fleet_summary(&query).await.unwrap();
+    assert_eq!(
+        (counts.summary.silent, counts.matching),
+        (silent as u64, silent as u64)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,15 +135,23 @@ pub(in crate::store) fn few_silent_sql(dialect: Dialect) -> String {
 
 /// The ids of a page of silent devices, when they are many: the walks of
 /// the three graded groups, merged in table order.
-pub(in crate::store) fn many_silent_sql() -> String {
+pub(in crate::store) fn many_silent_sql(dialect: Dialect) -> String {
     let walk = |status: &str| {
-        format!(
+        let walk = format!(
             "SELECT id, sort_key, hostname FROM devices
              WHERE status = '{status}' AND last_contact < :cutoff AND {AFTER}"
-        )
+        );
+        match dialect {
+            // A compound SELECT of plain arms, not a subquery: SQLite
+            // merges its ordered arms (a subquery would be sorted whole).
+            Dialect::Sqlite => walk,
+            // PostgreSQL merges arms that are each in order and limited;
+            // plain arms it would append and sort.
+            Dialect::Postgres => {
+                format!("({walk} ORDER BY sort_key, hostname, id LIMIT :limit)")
+            }
+        }
     };
-    // A compound SELECT, not a subquery: both databases merge its ordered
-    // arms (a subquery would be sorted whole by SQLite).
     format!(
         "{} UNION ALL {} UNION ALL {} ORDER BY sort_key, hostname, id LIMIT :limit",
         walk("leaky"),
@@ -200,7 +208,7 @@ pub(in crate::store) fn group_sql(dialect: Dialect, read: &GroupRead<'_>, silent
     let many = silent >= MANY_SILENT;
     match (read.check, read.group == DeviceStatus::Silent) {
         (None, false) => GroupSql::Rows(graded_group_sql()),
-        (None, true) if many => GroupSql::Ids(many_silent_sql()),
+        (None, true) if many => GroupSql::Ids(many_silent_sql(dialect)),
         (None, true) => GroupSql::Ids(few_silent_sql(dialect)),
         (Some(_), false) => GroupSql::Ids(leaking_walk_sql(dialect, ">=")),
         (Some(_), true) if many => GroupSql::Ids(leaking_walk_sql(dialect, "<")),
@@ -238,7 +246,7 @@ mod tests {
         );
         assert_eq!(
             group_sql(sqlite, &read(Silent, None), MANY_SILENT),
-            GroupSql::Ids(many_silent_sql())
+            GroupSql::Ids(many_silent_sql(sqlite))
         );
         assert_eq!(
             group_sql(sqlite, &read(Silent, Some("firewall")), MANY_SILENT),

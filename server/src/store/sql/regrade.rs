@@ -22,8 +22,9 @@ pub(in crate::store) const SUPERSEDE: &str =
     "UPDATE regrades SET state = 'superseded', finished_at = :at WHERE state = 'running'";
 
 /// Devices a new re-grade has to look at: every graded device.
+/// (PostgreSQL sums BIGINTs as NUMERIC: the cast brings it back.)
 pub(in crate::store) const DEVICES_TO_REGRADE: &str =
-    "SELECT COALESCE(SUM(devices), 0) FROM status_counts";
+    "SELECT CAST(COALESCE(SUM(devices), 0) AS BIGINT) FROM status_counts";
 
 /// Up to `:limit` devices after `:after`, in id order: id, hostname,
 /// status, findings, last report id, its facts.

@@ -256,7 +256,7 @@ fn every_page_of_the_fleet_is_a_range_of_an_index() {
         "devices_in_table_order",
         &format!("status=? AND {after}"),
     );
-    let many = plan(&fleet::many_silent_sql());
+    let many = plan(&fleet::many_silent_sql(Dialect::Sqlite));
     assert_eq!(
         many.matches(&format!(
             "COVERING INDEX devices_in_table_order (status=? AND {after})"
