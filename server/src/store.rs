@@ -44,6 +44,10 @@ pub enum Recorded {
     ReplayedNonce,
     /// The report id belongs to another device: refused, nothing stored.
     IdTakenByAnotherDevice,
+    /// A newer policy than the one the report was to be graded with is
+    /// active (activated through another server): nothing stored; grade
+    /// it again under the active one.
+    PolicyOutdated,
 }
 
 /// The policy the server grades with, parsed and as stored.
@@ -86,7 +90,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Grades the report under `policy` and stores report, facts, findings,
-    /// device state and transitions in one transaction.
+    /// device state and transitions in one transaction; answers
+    /// [`Recorded::PolicyOutdated`] when a newer policy is active. A policy
+    /// activated meanwhile waits for the report (or the report for it), so
+    /// none is stored graded by a policy its re-grade has already passed.
     async fn record_report(
         &self,
         report: IncomingReport,
@@ -99,6 +106,9 @@ pub trait Store: Send + Sync + 'static {
     async fn last_facts(&self, device_id: &str) -> Result<Option<Facts>, StoreError>;
 
     async fn active_policy(&self) -> Result<Option<StoredPolicy>, StoreError>;
+    /// The id of the active policy: cheap enough to ask on every request,
+    /// so that each server learns of a policy another one activated.
+    async fn active_policy_id(&self) -> Result<Option<i64>, StoreError>;
     /// Stores `text` as the active policy (its history kept) and starts its
     /// re-grade: an unfinished re-grade of an older policy is superseded,
     /// and one with no device to look at is done at once. Re-grading is

@@ -302,7 +302,10 @@ pub(super) async fn fleet_html(
         Ok(fleet) => fleet,
         Err(error) => return store_error_page(error),
     };
-    let policy_name = state.inner.policy.read().await.policy.name.clone();
+    let policy_name = match state.active_policy().await {
+        Ok(active) => active.policy.name.clone(),
+        Err(error) => return store_error_page(error),
+    };
     page(
         StatusCode::OK,
         fleet::html::fleet_page(&fleet, &query, &policy_name, now),

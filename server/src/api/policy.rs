@@ -149,7 +149,7 @@ async fn serve_policy(
             "signature nonce was used before: a replayed request; sign every request with a fresh nonce",
         ));
     }
-    let active = Arc::clone(&*state.inner.policy.read().await);
+    let active = state.active_policy().await?;
     let etag = HeaderValue::from_str(&active.stored.etag).map_err(|_| {
         tracing::error!(
             etag = active.stored.etag,
@@ -217,9 +217,11 @@ pub(super) async fn replace(
     // Reports are graded under a read guard: none stored from here on is
     // graded by the old policy.
     let mut active = state.inner.policy.write().await;
-    let previous = active.stored.id;
+    // The store's, not this server's copy: another server may have
+    // activated a newer one.
+    let previous = state.store().active_policy_id().await?;
     let (stored, progress) = state.store().activate_policy(text, now).await?;
-    let started = stored.id != previous;
+    let started = Some(stored.id) != previous;
     let etag = HeaderValue::from_str(&stored.etag).ok();
     let replaced = Arc::new(ActivePolicy { policy, stored });
     *active = Arc::clone(&replaced);

@@ -218,11 +218,13 @@ impl Store for PostgresStore {
         )
         .await?;
         let transaction = client.transaction().await?;
-        let recorded = write::record_report(&transaction, &report, &policy.policy).await?;
+        let recorded = write::record_report(&transaction, &report, policy).await?;
         match recorded {
             Recorded::Stored(_) | Recorded::AlreadyStored(_) => transaction.commit().await?,
             // Nothing of a refused report is kept, its nonce included.
-            Recorded::ReplayedNonce | Recorded::IdTakenByAnotherDevice => {
+            Recorded::ReplayedNonce
+            | Recorded::IdTakenByAnotherDevice
+            | Recorded::PolicyOutdated => {
                 transaction.rollback().await?;
             }
         }
@@ -247,6 +249,10 @@ impl Store for PostgresStore {
         let activated = write::activate_policy(&transaction, text, now).await?;
         transaction.commit().await?;
         Ok(activated)
+    }
+
+    async fn active_policy_id(&self) -> Result<Option<i64>, StoreError> {
+        read::active_policy_id(&self.client().await?).await
     }
 
     async fn regrade_progress(&self) -> Result<Option<RegradeProgress>, StoreError> {

@@ -60,6 +60,9 @@ pub(super) const NONCE_MEMORY: SignedDuration = SignedDuration::from_mins(15);
 /// How often a server forgets old nonces, at most.
 pub(super) const PRUNE_NONCES_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
+/// The id of the active policy (the newest), or NULL before the first.
+pub(super) const ACTIVE_POLICY_ID: &str = "SELECT MAX(id) FROM policies";
+
 /// The reports the device page lists.
 pub(super) const DEVICE_PAGE_REPORTS: i64 = 50;
 

@@ -339,11 +339,11 @@ impl Store for SqliteStore {
         // Serialized here, on the caller's thread, to keep the one writer
         // thread for what only it can do.
         let prepared = PreparedReport::new(report)?;
-        let policy = policy.policy.clone();
+        let (policy, policy_id) = (policy.policy.clone(), policy.stored.id);
         self.writer
             .run(move |connection, state| {
                 let received_at = prepared.received_at;
-                let recorded = write::record_report(connection, &prepared, &policy)?;
+                let recorded = write::record_report(connection, &prepared, &policy, policy_id)?;
                 state.prune_nonces(connection, received_at, received_at - sql::NONCE_MEMORY)?;
                 Ok(recorded)
             })
@@ -369,6 +369,10 @@ impl Store for SqliteStore {
         self.writer
             .run(move |connection, _| write::activate_policy(connection, &text, now))
             .await
+    }
+
+    async fn active_policy_id(&self) -> Result<Option<i64>, StoreError> {
+        self.read(read::active_policy_id).await
     }
 
     async fn regrade_progress(&self) -> Result<Option<RegradeProgress>, StoreError> {

@@ -46,6 +46,7 @@ macro_rules! every_story {
             a_regrade_goes_in_batches_resumes_and_is_superseded,
             a_report_during_a_regrade_keeps_its_grade,
             simulating_a_policy_changes_nothing,
+            a_report_graded_by_a_replaced_policy_is_refused,
         );
     };
     (@each $fresh:path; $($story:ident),* $(,)?) => {
@@ -1182,7 +1183,8 @@ fn reporting_text() -> String {
         .replace("unknown = \"leak\"", "unknown = \"report\"")
 }
 
-const LENIENT: &str = "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
+pub(crate) const LENIENT: &str =
+    "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
 
 /// Where a row sorts in the device table: group, key, hostname, id.
 fn table_key(row: &DeviceRow) -> (u8, String, String, String) {
@@ -1746,4 +1748,42 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+/// Another server activated a newer policy: a report graded by the old one
+/// stores nothing, its nonce included, and is stored once graded again.
+pub(crate) async fn a_report_graded_by_a_replaced_policy_is_refused(store: &dyn Store) {
+    assert_eq!(store.active_policy_id().await.unwrap(), None);
+    let strict_text = include_str!("../../../policies/default.toml");
+    let (strict, _) = store.activate_policy(strict_text, t0()).await.unwrap();
+    assert_eq!(store.active_policy_id().await.unwrap(), Some(strict.id));
+    let device = enroll(store, "ada", t0()).await;
+    let (lenient, _) = store.activate_policy(LENIENT, t0()).await.unwrap();
+    assert_eq!(store.active_policy_id().await.unwrap(), Some(lenient.id));
+
+    let at = t0() + hours(1);
+    let leaking = report(&device, open_firewall(shipshape("ada", at)), at);
+    let outdated = ActivePolicy {
+        policy: default_policy(),
+        stored: strict,
+    };
+    assert_eq!(
+        store
+            .record_report(leaking.clone(), &outdated)
+            .await
+            .unwrap(),
+        Recorded::PolicyOutdated
+    );
+    let unchanged = detail(store, &device, at).await;
+    assert!(unchanged.reports.is_empty(), "{:?}", unchanged.reports);
+    assert_eq!(unchanged.device.status, DeviceStatus::Unknown);
+    assert_eq!(store.last_facts(&device).await.unwrap(), None);
+
+    let current = ActivePolicy {
+        policy: policy(LENIENT),
+        stored: lenient,
+    };
+    let receipt = stored(store, leaking, &current).await;
+    assert_eq!(receipt.status, DeviceStatus::Compliant, "graded leniently");
+    assert_counts_agree(store, at, "a refused report").await;
 }

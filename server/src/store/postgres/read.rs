@@ -179,6 +179,13 @@ fn device_row(row: &Row, staleness: Staleness) -> Result<DeviceRow, StoreError> 
     })
 }
 
+pub(super) async fn active_policy_id(
+    client: &impl GenericClient,
+) -> Result<Option<i64>, StoreError> {
+    let statement = client.prepare_cached(sql::ACTIVE_POLICY_ID).await?;
+    Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
+}
+
 /// The re-grade of the newest policy.
 pub(super) async fn regrade_progress(
     client: &impl GenericClient,

@@ -6,13 +6,14 @@
 use std::sync::Arc;
 
 use jiff::SignedDuration;
+use shipshape_core::Policy;
 use shipshape_core::wire::DeviceStatus;
 use tokio::task::JoinSet;
 
 use super::read::numbered;
 use super::*;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
-use crate::model::{NewDevice, TokenKind, TransitionKind};
+use crate::model::{NewDevice, RegradeState, TokenKind, TransitionKind};
 use crate::store::sql::fleet::{
     Dialect, MANY_SILENT, SILENT_LEAKING, graded_group_sql, leaking_walk_sql, many_silent_sql,
 };
@@ -294,6 +295,112 @@ async fn reports_of_one_device_racing_through_both_replicas_leave_a_consistent_h
         count(&schema, "SELECT COUNT(*) FROM device_leaks").await,
         i64::from(leaking)
     );
+}
+
+/// Both replicas run the re-grade of one policy while devices report
+/// through both: each batch is stored by one of them, every device bails
+/// out exactly once (by the re-grade or by its report), and the counts
+/// equal a recount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regrade_run_by_both_replicas_is_stored_once() {
+    let Some((a, b, schema)) = replicas().await else {
+        return;
+    };
+    let strict_text = include_str!("../../../../policies/default.toml");
+    let (strict, _) = a.activate_policy(strict_text, t0()).await.unwrap();
+    let strict = ActivePolicy {
+        policy: default_policy(),
+        stored: strict,
+    };
+    let at = t0() + SignedDuration::from_hours(1);
+    let template = enroll(&*a, "template").await;
+    let leaking = report(&template, open_firewall(shipshape("template", at)), at);
+    assert!(matches!(
+        a.record_report(leaking, &strict).await.unwrap(),
+        Recorded::Stored(_)
+    ));
+    // Copies of the leaking device, written directly: enrolling this many
+    // through the store takes a while.
+    let copies = 2 * i64::from(crate::regrade::BATCH) + 500;
+    let client = schema.connect().await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
+                 os_version, hardware_id, enrolled_at, revoked_at, last_seen, last_contact,
+                 status, leaking_checks, findings_json, last_report_id)
+             SELECT 'copy-' || lpad(n::text, 6, '0'), public_key, 'copy-' || n,
+                 'copy-' || n, os_family, os_name, os_version, hardware_id, enrolled_at,
+                 revoked_at, last_seen, last_contact, status, leaking_checks, findings_json,
+                 'report-' || n
+             FROM devices, generate_series(1, {copies}) AS n WHERE id = '{template}';
+             INSERT INTO reports (id, device_id, received_at, status, leaking_checks,
+                 facts_json, agent_report_json, receipt_json)
+             SELECT 'report-' || n, 'copy-' || lpad(n::text, 6, '0'), received_at, status,
+                 leaking_checks, facts_json, agent_report_json, receipt_json
+             FROM reports, generate_series(1, {copies}) AS n WHERE device_id = '{template}';
+             INSERT INTO device_leaks (device_id, check_id, hostname, sort_key, last_contact)
+             SELECT 'copy-' || lpad(n::text, 6, '0'), check_id, 'copy-' || n, 'copy-' || n,
+                 last_contact
+             FROM device_leaks, generate_series(1, {copies}) AS n WHERE device_id = '{template}';
+             INSERT INTO grace_clocks (device_id, check_id, failing_since)
+             SELECT 'copy-' || lpad(n::text, 6, '0'), check_id, failing_since
+             FROM grace_clocks, generate_series(1, {copies}) AS n WHERE device_id = '{template}';
+             UPDATE status_counts SET devices = (
+                 SELECT COUNT(*) FROM devices WHERE devices.status = status_counts.status);
+             UPDATE check_counts SET devices = (
+                 SELECT COUNT(*) FROM device_leaks WHERE device_leaks.check_id = check_counts.check_id);"
+        ))
+        .await
+        .unwrap();
+    let devices = copies + 1;
+
+    let later = at + SignedDuration::from_hours(1);
+    let (lenient, started) = b
+        .activate_policy(crate::store::tests::LENIENT, later)
+        .await
+        .unwrap();
+    assert_eq!(started.devices, devices as u64);
+    let lenient = Arc::new(ActivePolicy {
+        policy: Policy::parse_accepted(crate::store::tests::LENIENT, "lenient.toml").unwrap(),
+        stored: lenient,
+    });
+    let mut running = JoinSet::new();
+    for store in [a.clone(), b.clone()] {
+        let policy = lenient.clone();
+        running.spawn(async move {
+            crate::regrade::run(&*store, &policy, move || later)
+                .await
+                .unwrap();
+        });
+    }
+    // Devices whose firewall was closed meanwhile report through both.
+    for n in (1..copies).step_by(97) {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let policy = lenient.clone();
+        let device = format!("copy-{n:06}");
+        running.spawn(async move {
+            let fixed = report(&device, shipshape(&format!("copy-{n}"), later), later);
+            let recorded = store.record_report(fixed, &policy).await.unwrap();
+            assert!(matches!(recorded, Recorded::Stored(_)), "{recorded:?}");
+        });
+    }
+    while let Some(ran) = running.join_next().await {
+        ran.unwrap();
+    }
+
+    let progress = a.regrade_progress().await.unwrap().unwrap();
+    assert_eq!(progress.state, RegradeState::Done);
+    assert_eq!(progress.done, devices as u64, "each device looked at once");
+    let bailed_out = "SELECT COUNT(*) FROM transitions WHERE kind = 'bailed-out'";
+    assert_eq!(count(&schema, bailed_out).await, devices);
+    let devices_out = "SELECT COUNT(DISTINCT device_id) FROM transitions WHERE kind = 'bailed-out'";
+    assert_eq!(count(&schema, devices_out).await, devices);
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM device_leaks").await, 0);
+    let recount = "SELECT COUNT(*) FROM status_counts s
+         WHERE s.devices <> (SELECT COUNT(*) FROM devices d WHERE d.status = s.status)";
+    assert_eq!(count(&schema, recount).await, 0, "status counts agree");
+    let checks = "SELECT COALESCE(SUM(devices), 0)::bigint FROM check_counts";
+    assert_eq!(count(&schema, checks).await, 0, "check counts agree");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

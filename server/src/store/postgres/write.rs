@@ -4,7 +4,6 @@
 
 use deadpool_postgres::{GenericClient, Transaction};
 use jiff::Timestamp;
-use shipshape_core::Policy;
 use shipshape_core::checks::CheckId;
 
 use super::migrate::POLICY_LOCK;
@@ -23,7 +22,7 @@ use crate::store::sql::{
     EnrollToken, PreparedReport, etag, leaking_json, new_device_id, new_token_info, to_json,
     token_kind, transition_kind, whole_millis,
 };
-use crate::store::{Recorded, StoreError};
+use crate::store::{ActivePolicy, Recorded, StoreError, sql};
 
 /// Stores a report and the device's new grade; see
 /// [`crate::store::Store::record_report`]. The caller commits when it is
@@ -31,8 +30,25 @@ use crate::store::{Recorded, StoreError};
 pub(super) async fn record_report(
     transaction: &Transaction<'_>,
     report: &PreparedReport,
-    policy: &Policy,
+    policy: &ActivePolicy,
 ) -> Result<Recorded, StoreError> {
+    // Shared with every other report, exclusive to an activation: a policy
+    // activated meanwhile waits for this report to commit, and one
+    // activated before is seen. So the new policy's re-grade, which begins
+    // after its activation commits, finds every report graded by the old
+    // one already stored.
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))",
+            &[&POLICY_LOCK],
+        )
+        .await?;
+    let statement = transaction.prepare_cached(sql::ACTIVE_POLICY_ID).await?;
+    let newest: Option<i64> = transaction.query_one(&statement, &[]).await?.try_get(0)?;
+    if newest.is_some_and(|newest| newest > policy.stored.id) {
+        return Ok(Recorded::PolicyOutdated);
+    }
+    let policy = &policy.policy;
     // Every report of this device, through any replica, waits here for the
     // one before it to commit, and then sees all it stored.
     let lock = transaction

@@ -15,7 +15,7 @@ use crate::model::{
 use crate::store::sql::fleet::DEVICE_COLUMNS;
 use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
 use crate::store::sql::{
-    DEVICE_PAGE_REPORTS, parse_token_kind, parse_transition_kind, shown_status,
+    ACTIVE_POLICY_ID, DEVICE_PAGE_REPORTS, parse_token_kind, parse_transition_kind, shown_status,
 };
 use crate::store::{StoreError, sql};
 
@@ -90,6 +90,12 @@ pub(super) fn active_policy(connection: &Connection) -> Result<Option<StoredPoli
             })
         })
         .optional()?)
+}
+
+pub(super) fn active_policy_id(connection: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(connection
+        .prepare_cached(ACTIVE_POLICY_ID)?
+        .query_row([], |row| row.get(0))?)
 }
 
 /// The re-grade of the newest policy.

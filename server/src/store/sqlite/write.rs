@@ -17,8 +17,8 @@ use crate::store::sql::regrade::{
     self, CHANGE_CHECK_COUNT, CHANGE_STATUS_COUNT, DEVICES_TO_REGRADE, SUPERSEDE,
 };
 use crate::store::sql::{
-    EnrollToken, PreparedReport, etag, leaking_json, new_device_id, new_token_info, to_json,
-    token_kind, transition_kind, whole_millis,
+    ACTIVE_POLICY_ID, EnrollToken, PreparedReport, etag, leaking_json, new_device_id,
+    new_token_info, to_json, token_kind, transition_kind, whole_millis,
 };
 use crate::store::{Recorded, StoreError};
 
@@ -27,7 +27,16 @@ pub(super) fn record_report(
     connection: &Connection,
     report: &PreparedReport,
     policy: &Policy,
+    policy_id: i64,
 ) -> Result<Recorded, StoreError> {
+    // The writer stores policies too: none can be activated between this
+    // and the report's commit.
+    let newest: Option<i64> = connection
+        .prepare_cached(ACTIVE_POLICY_ID)?
+        .query_row([], |row| row.get(0))?;
+    if newest.is_some_and(|newest| newest > policy_id) {
+        return Ok(Recorded::PolicyOutdated);
+    }
     let Some(StatusColumn(before)) = connection
         .prepare_cached("SELECT status FROM devices WHERE id = ?1")?
         .query_row([&report.device_id], |row| row.get(0))
