@@ -43,7 +43,9 @@ use shipshape_core::wire::{DeviceStatus, ReportSubmission};
 use shipshape_server::api::{ApiSettings, AppState, policy, router};
 use shipshape_server::auth::{generate_token, hash_token};
 use shipshape_server::keyset::FleetCursor;
-use shipshape_server::model::{FleetQuery, IncomingReport, NewDevice, NewToken, Staleness, TokenKind};
+use shipshape_server::model::{
+    FleetQuery, IncomingReport, NewDevice, NewToken, Staleness, TokenKind,
+};
 use shipshape_server::store::{SqliteStore, Store};
 
 /// Real `shipshape facts` and `shipshape check --format json` output,
@@ -160,7 +162,11 @@ async fn fleet(devices: usize, keep: Option<&Path>) -> anyhow::Result<()> {
     };
     let enrolled = served.store.fleet_summary(&everything).await?.summary.total;
     if enrolled as usize != devices {
-        anyhow::ensure!(enrolled == 0, "{} holds {enrolled} devices, not {devices}", path.display());
+        anyhow::ensure!(
+            enrolled == 0,
+            "{} holds {enrolled} devices, not {devices}",
+            path.display()
+        );
         seed(&served.store, devices).await?;
     } else {
         println!("fleet of {devices}: reusing {}", path.display());
@@ -259,54 +265,56 @@ async fn seed(store: &Arc<dyn Store>, devices: usize) -> anyhow::Result<()> {
     for _ in 0..256 {
         let (store, active, report) = (Arc::clone(store), Arc::clone(&active), Arc::clone(&report));
         let (next, seeded) = (Arc::clone(&next), Arc::clone(&seeded));
-        workers.spawn(async move { loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            if index >= devices {
-                return Ok::<_, anyhow::Error>(());
-            }
-            let now = Timestamp::now();
-            let mut key = [0u8; 32];
-            key[..8].copy_from_slice(&(index as u64).to_le_bytes());
-            let device = NewDevice {
-                public_key: key,
-                host: facts(index, now)?.host,
-                enrolled_at: now - SignedDuration::from_hours(24 * 30),
-            };
-            let id = store
-                .enroll(&hash, device)
-                .await?
-                .map_err(|refusal| anyhow::anyhow!("enrollment refused: {refusal:?}"))?;
-            if index % 100 != 1 {
-                let at = if index % 50 == 0 {
-                    now - SignedDuration::from_hours(24 * 5)
-                } else {
-                    now - SignedDuration::from_mins((index % 600) as i64)
+        workers.spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= devices {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let now = Timestamp::now();
+                let mut key = [0u8; 32];
+                key[..8].copy_from_slice(&(index as u64).to_le_bytes());
+                let device = NewDevice {
+                    public_key: key,
+                    host: facts(index, now)?.host,
+                    enrolled_at: now - SignedDuration::from_hours(24 * 30),
                 };
-                let facts = facts(index, at)?;
-                let mut report = CheckReport::clone(&report);
-                report.host = facts.host.clone();
-                report.checked_at = at;
-                let incoming = IncomingReport {
-                    device_id: id,
-                    received_at: at,
-                    nonce: format!("seed-{index}"),
-                    submission: ReportSubmission {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        facts,
-                        report,
-                        dropped: 0,
-                    },
-                };
-                store.record_report(incoming, &active).await?;
+                let id = store
+                    .enroll(&hash, device)
+                    .await?
+                    .map_err(|refusal| anyhow::anyhow!("enrollment refused: {refusal:?}"))?;
+                if index % 100 != 1 {
+                    let at = if index % 50 == 0 {
+                        now - SignedDuration::from_hours(24 * 5)
+                    } else {
+                        now - SignedDuration::from_mins((index % 600) as i64)
+                    };
+                    let facts = facts(index, at)?;
+                    let mut report = CheckReport::clone(&report);
+                    report.host = facts.host.clone();
+                    report.checked_at = at;
+                    let incoming = IncomingReport {
+                        device_id: id,
+                        received_at: at,
+                        nonce: format!("seed-{index}"),
+                        submission: ReportSubmission {
+                            id: uuid::Uuid::now_v7().to_string(),
+                            facts,
+                            report,
+                            dropped: 0,
+                        },
+                    };
+                    store.record_report(incoming, &active).await?;
+                }
+                let done = seeded.fetch_add(1, Ordering::Relaxed) + 1;
+                if done % 100_000 == 0 {
+                    println!(
+                        "  seeded {done} devices in {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
             }
-            let done = seeded.fetch_add(1, Ordering::Relaxed) + 1;
-            if done % 100_000 == 0 {
-                println!(
-                    "  seeded {done} devices in {:.0} s",
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        } });
+        });
     }
     while let Some(result) = workers.join_next().await {
         result??;
@@ -333,7 +341,11 @@ async fn time_get(
     for _ in 0..runs {
         let started = Instant::now();
         let response = client.get(&url).bearer_auth(&served.admin).send().await?;
-        anyhow::ensure!(response.status().is_success(), "{path}: {}", response.status());
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         size = response.bytes().await?.len();
         latencies.push(started.elapsed());
     }
@@ -356,7 +368,10 @@ async fn pages(served: &Served, devices: usize, worst: &str) -> anyhow::Result<(
     let leaky = deep(DeviceStatus::Leaky);
     let cases = [
         ("HTML fleet page, first page", "/".to_owned()),
-        ("HTML fleet page, deep page (cursor)", format!("/?after={compliant}")),
+        (
+            "HTML fleet page, deep page (cursor)",
+            format!("/?after={compliant}"),
+        ),
         (
             "HTML fleet page, worst check filter",
             format!("/?check={worst}"),
@@ -365,7 +380,10 @@ async fn pages(served: &Served, devices: usize, worst: &str) -> anyhow::Result<(
             "HTML fleet page, worst check filter, deep page",
             format!("/?check={worst}&after={leaky}"),
         ),
-        ("HTML fleet page, silent devices", "/?status=silent".to_owned()),
+        (
+            "HTML fleet page, silent devices",
+            "/?status=silent".to_owned(),
+        ),
         ("JSON /v1/fleet, first page", "/v1/fleet".to_owned()),
         (
             "JSON /v1/fleet, deep page (cursor)",
@@ -427,7 +445,11 @@ async fn csv(served: &Served, devices: usize) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     sampler.abort();
-    anyhow::ensure!(lines == devices + 1, "the CSV has {lines} lines, not {}", devices + 1);
+    anyhow::ensure!(
+        lines == devices + 1,
+        "the CSV has {lines} lines, not {}",
+        devices + 1
+    );
     println!(
         "  {devices}: CSV of every device: {:.2} s ({:.0} rows/s, {:.0} MB, first byte after {:.0} ms); \
          resident memory {:.0} MB before, at most {:.0} MB while streaming",
@@ -447,9 +469,18 @@ async fn regrades(served: &Served, devices: usize) -> anyhow::Result<()> {
     let default = policy::BUILT_IN;
     let critical = default.replace("severity = \"high\"", "severity = \"critical\"");
     let runs = [
-        ("every device's findings change", format!("{critical}\n# run {stamp}\n")),
-        ("every device's findings change back", format!("{default}\n# run {stamp}\n")),
-        ("no device's grade changes", format!("{default}\n# run {stamp}, again\n")),
+        (
+            "every device's findings change",
+            format!("{critical}\n# run {stamp}\n"),
+        ),
+        (
+            "every device's findings change back",
+            format!("{default}\n# run {stamp}\n"),
+        ),
+        (
+            "no device's grade changes",
+            format!("{default}\n# run {stamp}, again\n"),
+        ),
     ];
     for (name, text) in runs {
         let started = Instant::now();
@@ -459,7 +490,11 @@ async fn regrades(served: &Served, devices: usize) -> anyhow::Result<()> {
             .body(text)
             .send()
             .await?;
-        anyhow::ensure!(put.status().as_u16() == 202, "PUT /v1/policy: {}", put.status());
+        anyhow::ensure!(
+            put.status().as_u16() == 202,
+            "PUT /v1/policy: {}",
+            put.status()
+        );
         let answered = started.elapsed();
         let mut while_running = Vec::new();
         let progress = loop {
