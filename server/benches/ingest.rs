@@ -1,4 +1,5 @@
-//! Server benchmark: signed report ingestion and fleet-report latency.
+//! Server benchmark: signed report ingestion. (The fleet views, the CSV
+//! export and the re-grade at scale are the `fleet` benchmark's.)
 //!
 //! ```sh
 //! cargo bench -p shipshape-server --bench ingest               # full run
@@ -12,13 +13,8 @@
 //!    before the clock starts, so the number is the server's, not the
 //!    client's signing speed (both share this machine's cores). Afterwards the
 //!    database must hold exactly one row per report: nothing lost.
-//! 2. **Fleet report.** `fleet` devices with one report each, in a database
-//!    on tmpfs (`/dev/shm`; only to make seeding quick — the queries read
-//!    from the page cache either way), then the HTML fleet page, a filtered
-//!    page, a deep page, the JSON fleet and a device page, each timed.
 //!
-//! Targets on the 2-core dev machine: ≥ 1,000 reports/s, fleet page for
-//! 100,000 devices under 200 ms.
+//! Target on the 2-core dev machine: ≥ 1,000 reports/s.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,7 +31,7 @@ use shipshape_core::signing::sign_request;
 use shipshape_core::wire::{EnrollRequest, EnrollResponse, ReportSubmission};
 use shipshape_server::api::{ApiSettings, AppState, policy, router};
 use shipshape_server::auth::{generate_token, hash_token};
-use shipshape_server::model::{IncomingReport, NewDevice, NewToken, TokenKind};
+use shipshape_server::model::{NewToken, TokenKind};
 use shipshape_server::store::{SqliteStore, Store};
 
 /// Real `shipshape facts` and `shipshape check --format json` output,
@@ -47,7 +43,6 @@ struct Settings {
     devices: usize,
     reports: usize,
     concurrency: usize,
-    fleet: usize,
 }
 
 impl Settings {
@@ -58,14 +53,12 @@ impl Settings {
                 devices: 50,
                 reports: 2_000,
                 concurrency: 32,
-                fleet: 5_000,
             }
         } else {
             Settings {
                 devices: 500,
                 reports: 20_000,
                 concurrency: 64,
-                fleet: 100_000,
             }
         }
     }
@@ -76,10 +69,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        ingestion(&settings).await?;
-        fleet_report(&settings).await
-    })
+    runtime.block_on(ingestion(&settings))
 }
 
 /// A served store: its address, and the store for direct inspection.
@@ -260,95 +250,6 @@ async fn ingestion(settings: &Settings) -> anyhow::Result<()> {
         }
     );
     anyhow::ensure!(stored == settings.reports as i64, "reports were lost");
-    Ok(())
-}
-
-async fn fleet_report(settings: &Settings) -> anyhow::Result<()> {
-    let shm = Path::new("/dev/shm");
-    let dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm)?
-    } else {
-        tempfile::tempdir()?
-    };
-    let served = serve(&dir.path().join("shipshape.db")).await?;
-    let enroll = token(served.store.as_ref(), TokenKind::Enroll).await?;
-    let admin = token(served.store.as_ref(), TokenKind::Admin).await?;
-    let active = policy::activate_at_start(served.store.as_ref(), None, Timestamp::now()).await?;
-    let active = Arc::new(active);
-
-    let seeding = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let hash = hash_token(&enroll);
-    let workers = (0..256).map(|_| {
-        let (store, next, active) = (served.store.clone(), next.clone(), active.clone());
-        let total = settings.fleet;
-        tokio::spawn(async move {
-            let mut last = None;
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= total {
-                    return Ok::<_, anyhow::Error>(last);
-                }
-                let submission = submission(index)?;
-                let device = NewDevice {
-                    public_key: device_key(index).verifying_key().to_bytes(),
-                    host: submission.facts.host.clone(),
-                    enrolled_at: Timestamp::now(),
-                };
-                let id = store
-                    .enroll(&hash, device)
-                    .await?
-                    .map_err(|refusal| anyhow::anyhow!("enrollment refused: {refusal:?}"))?;
-                let report = IncomingReport {
-                    device_id: id.clone(),
-                    received_at: Timestamp::now(),
-                    nonce: format!("seed-{index}"),
-                    submission,
-                };
-                store.record_report(report, &active).await?;
-                last = Some(id);
-            }
-        })
-    });
-    let mut device = None;
-    for worker in workers.collect::<Vec<_>>() {
-        device = worker.await??.or(device);
-    }
-    let device = device.ok_or_else(|| anyhow::anyhow!("no device was seeded"))?;
-    println!(
-        "fleet report: {} devices seeded in {:.1} s",
-        settings.fleet,
-        seeding.elapsed().as_secs_f64()
-    );
-
-    let client = reqwest::Client::new();
-    let pages = [
-        ("HTML fleet page, first page", "/".to_owned()),
-        (
-            "HTML fleet page, leaky + firewall",
-            "/?status=leaky&check=firewall".to_owned(),
-        ),
-        ("HTML fleet page, page 1000", "/?page=1000".to_owned()),
-        ("JSON /v1/fleet", "/v1/fleet".to_owned()),
-        ("HTML device page", format!("/devices/{device}")),
-    ];
-    for (name, path) in pages {
-        let url = format!("{}{path}", served.base);
-        let mut latencies = Vec::new();
-        let mut size = 0;
-        for _ in 0..30 {
-            let started = Instant::now();
-            let response = client.get(&url).bearer_auth(&admin).send().await?;
-            anyhow::ensure!(
-                response.status().is_success(),
-                "{path}: {}",
-                response.status()
-            );
-            size = response.bytes().await?.len();
-            latencies.push(started.elapsed());
-        }
-        println!("  {name} ({size} B): {}", percentiles(&mut latencies));
-    }
     Ok(())
 }
 

@@ -26,13 +26,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use jiff::{SignedDuration, Timestamp};
+use shipshape_core::Policy;
 use shipshape_core::wire::ApiError;
 
 use crate::config::{Limits, PublicUrl};
 use crate::model::Staleness;
 use crate::store::{ActivePolicy, Store, StoreError};
 
-pub use fleet::{MAX_PER_PAGE, all_devices};
+pub use fleet::{MAX_PER_PAGE, csv_chunks, fleet_page};
 pub use health::Metrics;
 
 /// The largest request body accepted: a full report is a few tens of KiB.
@@ -60,8 +61,12 @@ pub struct AppState {
 
 struct Shared {
     store: Arc<dyn Store>,
-    /// Reports are graded while holding a read guard, so none is graded with
-    /// a policy that was replaced while it was being stored.
+    /// This server's copy of the active policy. Reports are graded while
+    /// holding a read guard, so none is graded with a policy replaced here
+    /// while it was being stored; one activated through another server
+    /// (replicas share the database) is caught up with when the store
+    /// refuses a report graded by the old one, or a policy fetch finds
+    /// another id active ([`AppState::active_policy`]).
     policy: tokio::sync::RwLock<Arc<ActivePolicy>>,
     metrics: Metrics,
     settings: ApiSettings,
@@ -118,6 +123,85 @@ impl AppState {
 
     fn settings(&self) -> &ApiSettings {
         &self.inner.settings
+    }
+
+    /// Resumes the re-grade of the active policy when it is unfinished (the
+    /// server stopped midway), in the background.
+    pub async fn resume_regrade(&self) {
+        let policy = self.cached_policy().await;
+        self.join_regrade(policy).await;
+    }
+
+    /// This server's copy of the active policy, as it stands.
+    async fn cached_policy(&self) -> Arc<ActivePolicy> {
+        Arc::clone(&*self.inner.policy.read().await)
+    }
+
+    /// The active policy: this server's copy, after one look at the id the
+    /// store has active, catching up when another server activated a newer
+    /// one.
+    async fn active_policy(&self) -> Result<Arc<ActivePolicy>, StoreError> {
+        let cached = self.cached_policy().await;
+        match self.store().active_policy_id().await? {
+            Some(id) if id != cached.stored.id => self.refresh_policy().await,
+            _ => Ok(cached),
+        }
+    }
+
+    /// Replaces this server's copy of the policy with the store's active
+    /// one, activated through another server, and joins its re-grade while
+    /// it runs: any server carries a re-grade on, each batch stored once.
+    async fn refresh_policy(&self) -> Result<Arc<ActivePolicy>, StoreError> {
+        let mut active = self.inner.policy.write().await;
+        let Some(stored) = self.store().active_policy().await? else {
+            return Ok(Arc::clone(&active));
+        };
+        if stored.id == active.stored.id {
+            return Ok(Arc::clone(&active));
+        }
+        let policy =
+            Policy::parse_accepted(&stored.text, policy::STORED_ORIGIN).map_err(|error| {
+                StoreError(format!(
+                    "the active policy (id {}) does not parse: {error}; activate a valid one",
+                    stored.id
+                ))
+            })?;
+        tracing::info!(
+            policy_id = stored.id,
+            etag = stored.etag,
+            "policy activated through another server: grading with it"
+        );
+        let fresh = Arc::new(ActivePolicy { policy, stored });
+        *active = Arc::clone(&fresh);
+        drop(active);
+        self.join_regrade(Arc::clone(&fresh)).await;
+        Ok(fresh)
+    }
+
+    /// Runs the re-grade of `policy` here too, in the background, when it
+    /// is unfinished.
+    async fn join_regrade(&self, policy: Arc<ActivePolicy>) {
+        match self.store().regrade_progress().await {
+            Ok(Some(progress))
+                if progress.policy_id == policy.stored.id
+                    && progress.state == crate::model::RegradeState::Running =>
+            {
+                tracing::info!(
+                    policy_id = progress.policy_id,
+                    done = progress.done,
+                    devices = progress.devices,
+                    "resuming the re-grade of the fleet"
+                );
+                self.regrade(policy);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "cannot tell whether a re-grade is unfinished"),
+        }
+    }
+
+    /// Re-grades the fleet under `policy`, in the background.
+    fn regrade(&self, policy: Arc<ActivePolicy>) {
+        crate::regrade::spawn(Arc::clone(&self.inner.store), policy);
     }
 
     fn staleness(&self, now: Timestamp) -> Staleness {
@@ -182,6 +266,7 @@ fn routes() -> Vec<Route> {
         route(Verb::Post, "/v1/heartbeats", heartbeats::submit),
         route(Verb::Get, "/v1/policy", policy::fetch),
         route(Verb::Put, "/v1/policy", policy::replace),
+        route(Verb::Get, "/v1/policy/status", policy::status),
         route(Verb::Get, "/v1/fleet", fleet::fleet_json),
         route(Verb::Get, "/v1/fleet.csv", fleet::fleet_csv),
         route(Verb::Get, "/v1/devices/{id}", fleet::device_json),

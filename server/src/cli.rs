@@ -1,7 +1,8 @@
 //! The `shipshape-server` command line: `serve`, and the admin commands
-//! (`token`, `device`, `fleet`) that open the database directly.
+//! (`token`, `device`, `fleet`, `policy`) that open the database directly.
 
 mod admin;
+mod policy;
 mod serve;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use shipshape_core::checks::CheckId;
 use shipshape_core::wire::DeviceStatus;
 
 use crate::config::{Database, FileConfig};
+use crate::model::FleetCursor;
 use crate::store::{PostgresStore, SqliteStore, Store};
 
 /// Exit codes of `shipshape-server`, in one place.
@@ -75,6 +77,9 @@ pub enum Command {
     Device(DeviceCommand),
     /// Print the fleet report.
     Fleet(FleetArgs),
+    /// Try a policy on the fleet's stored facts.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 const SERVE_HELP: &str = "\
@@ -84,7 +89,11 @@ Start from nothing:
 
 Enroll machines with a token from `shipshape-server token create --enroll`.
 
-Replace the policy (validated, then every device is re-graded):
+See what a policy would change first (nothing is stored):
+  shipshape-server policy simulate policy.toml
+
+Replace the policy (validated, then every device is re-graded in the
+background; GET /v1/policy/status tells how far it has come):
   curl -X PUT --data-binary @policy.toml \\
        -H \"Authorization: Bearer $ADMIN_TOKEN\" https://SERVER/v1/policy
 
@@ -165,9 +174,13 @@ pub struct FleetArgs {
     /// Only devices failing this check.
     #[arg(long, value_name = "CHECK")]
     pub check: Option<CheckId>,
-    /// Page to show (table and json; csv lists every matching device).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub page: u32,
+    /// Start after this device: the cursor a page names as its next
+    /// (table and json; csv lists every matching device).
+    #[arg(long, value_name = "CURSOR", value_parser = parse_cursor)]
+    pub after: Option<FleetCursor>,
+    /// Every page, not only the first (table and json; csv always lists every matching device).
+    #[arg(long, conflicts_with = "after")]
+    pub all: bool,
     /// Devices per page.
     #[arg(long, default_value_t = crate::fleet::DEFAULT_PER_PAGE,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::api::MAX_PER_PAGE)))]
@@ -177,7 +190,24 @@ pub struct FleetArgs {
     pub stale_after: Option<String>,
 }
 
-/// How `token list` prints.
+fn parse_cursor(text: &str) -> Result<FleetCursor, String> {
+    FleetCursor::decode(text).map_err(|error| error.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Grade every device's last stored facts under a policy and tell what
+    /// would change: how many devices would leak, which would spring a leak
+    /// and which would bail out. Nothing is stored.
+    Simulate {
+        /// The policy (TOML) to try.
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+}
+
+/// How `token list` and `policy simulate` print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ListFormat {
     Table,
@@ -203,6 +233,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => admin::token(command, &cli.global, file).await,
         Command::Device(command) => admin::device(command, &cli.global, file).await,
         Command::Fleet(args) => admin::fleet(args, &cli.global, file).await,
+        Command::Policy(command) => policy::run(command, &cli.global, file).await,
     }
 }
 

@@ -10,9 +10,10 @@
 //! The fleet page's links carry the filter as query parameters, which the
 //! route handler parses into a [`FleetQuery`](crate::model::FleetQuery):
 //! `status` (`leaky`, `silent`, `unknown`, `compliant`), `check` (a check
-//! id), `page` (1-based, omitted for 1) and `per_page` (omitted when it is
-//! [`DEFAULT_PER_PAGE`]). The filter form submits `status=` and `check=`
-//! empty for "any", so an empty value means no filter.
+//! id), `after` (the cursor of the page before, omitted on the first page)
+//! and `per_page` (omitted when it is [`DEFAULT_PER_PAGE`]). The filter form
+//! submits `status=` and `check=` empty for "any", so an empty value means
+//! no filter.
 
 pub mod csv;
 pub mod html;
@@ -22,8 +23,6 @@ pub mod table;
 mod fixture;
 
 use jiff::{SignedDuration, Timestamp};
-
-use crate::model::FleetPage;
 
 /// Devices per page when the query does not say.
 pub const DEFAULT_PER_PAGE: u32 = 50;
@@ -60,46 +59,9 @@ fn date(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d").to_string()
 }
 
-/// Where a page of the fleet table sits among all the matching devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Position {
-    /// 1-based index of the first device shown (0 when none is shown).
-    first: u64,
-    /// 1-based index of the last device shown (0 when none is shown).
-    last: u64,
-    /// How many pages the matching devices fill (at least 1).
-    pages: u64,
-}
-
-impl Position {
-    fn of(page: &FleetPage) -> Self {
-        let per_page = u64::from(page.per_page.max(1));
-        let pages = page.matching.div_ceil(per_page).max(1);
-        let shown = page.devices.len() as u64;
-        if shown == 0 {
-            return Position {
-                first: 0,
-                last: 0,
-                pages,
-            };
-        }
-        let first = u64::from(page.page.max(1) - 1) * per_page + 1;
-        Position {
-            first,
-            last: first + shown - 1,
-            pages,
-        }
-    }
-
-    fn has_next(&self, page: &FleetPage) -> bool {
-        u64::from(page.page) < self.pages
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Summary;
 
     fn at(text: &str) -> Timestamp {
         text.parse().expect("a valid timestamp")
@@ -122,38 +84,5 @@ mod tests {
         let then = at("2026-11-02T09:30:00.123456Z");
         assert_eq!(to_second(then), "2026-11-02T09:30:00Z");
         assert_eq!(date(then), "2026-11-02");
-    }
-
-    fn page_of(page: u32, per_page: u32, shown: usize, matching: u64) -> FleetPage {
-        let row = fixture::fleet_page().devices[0].clone();
-        FleetPage {
-            summary: Summary::default(),
-            failures_by_check: Vec::new(),
-            devices: vec![row; shown],
-            page,
-            per_page,
-            matching,
-        }
-    }
-
-    #[test]
-    fn position_counts_from_one_across_pages() {
-        let second = page_of(2, 10, 10, 25);
-        let position = Position::of(&second);
-        assert_eq!((position.first, position.last, position.pages), (11, 20, 3));
-        assert!(position.has_next(&second));
-
-        let last = page_of(3, 10, 5, 25);
-        let position = Position::of(&last);
-        assert_eq!((position.first, position.last, position.pages), (21, 25, 3));
-        assert!(!position.has_next(&last));
-    }
-
-    #[test]
-    fn position_of_nothing_is_one_empty_page() {
-        let empty = page_of(1, 50, 0, 0);
-        let position = Position::of(&empty);
-        assert_eq!((position.first, position.last, position.pages), (0, 0, 1));
-        assert!(!position.has_next(&empty));
     }
 }

@@ -8,6 +8,9 @@ use shipshape_core::Finding;
 use shipshape_core::facts::Host;
 use shipshape_core::wire::{DeviceStatus, ReportSubmission};
 
+use crate::grade::{CheckState, Grade};
+pub use crate::keyset::FleetCursor;
+
 /// What a token lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,8 +102,8 @@ pub struct FleetQuery {
     pub status: Option<DeviceStatus>,
     /// Only devices failing this check.
     pub check: Option<String>,
-    /// 1-based.
-    pub page: u32,
+    /// Start after this device (a page's [`FleetPage::next`]); `None` from the first.
+    pub after: Option<FleetCursor>,
     pub per_page: u32,
     pub staleness: Staleness,
 }
@@ -138,7 +141,26 @@ pub struct DeviceRow {
     pub revoked: bool,
 }
 
-/// One page of the fleet report.
+/// The counts of the fleet report, for a filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FleetSummary {
+    pub summary: Summary,
+    /// Most-failed check first.
+    pub failures_by_check: Vec<CheckFailures>,
+    /// How many devices match the filter, over all pages.
+    pub matching: u64,
+}
+
+/// One page of the device table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DevicePage {
+    /// Leaky first, then silent, unknown, compliant; by hostname within each.
+    pub devices: Vec<DeviceRow>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<FleetCursor>,
+}
+
+/// One page of the fleet report: the counts and a page of the device table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FleetPage {
     pub summary: Summary,
@@ -146,10 +168,25 @@ pub struct FleetPage {
     pub failures_by_check: Vec<CheckFailures>,
     /// Leaky first, then silent, unknown, compliant; by hostname within each.
     pub devices: Vec<DeviceRow>,
-    pub page: u32,
     pub per_page: u32,
     /// How many devices match the filter, over all pages.
     pub matching: u64,
+    /// The `after` of the next page; `None` on the last page.
+    pub next: Option<FleetCursor>,
+}
+
+impl FleetPage {
+    /// The counts and the page, as one report.
+    pub fn new(counts: FleetSummary, page: DevicePage, per_page: u32) -> Self {
+        FleetPage {
+            summary: counts.summary,
+            failures_by_check: counts.failures_by_check,
+            devices: page.devices,
+            per_page,
+            matching: counts.matching,
+            next: page.next,
+        }
+    }
 }
 
 /// A check starting or stopping to leak on a device.
@@ -201,9 +238,96 @@ pub struct StoredPolicy {
     pub activated_at: Timestamp,
 }
 
-/// What re-grading the fleet under a new policy changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Regraded {
+/// How far the re-grade of the fleet under a policy has come.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegradeProgress {
+    /// The policy whose re-grade this is.
+    pub policy_id: i64,
+    pub state: RegradeState,
+    /// Devices to look at: those enrolled when the re-grade began (and any
+    /// enrolled since that it reached).
     pub devices: u64,
+    /// Devices looked at so far, changed or not.
+    pub done: u64,
+    /// Devices whose status changed.
     pub changed_status: u64,
+    pub started_at: Timestamp,
+    /// When it finished, or was superseded by a newer policy.
+    pub finished_at: Option<Timestamp>,
+    /// The last device id done: the re-grade goes on after it.
+    #[serde(skip)]
+    pub after: String,
+}
+
+/// Whether a re-grade still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegradeState {
+    /// Devices are being re-graded, in batches.
+    Running,
+    /// Every device was re-graded.
+    Done,
+    /// A newer policy was activated before it finished: that one's re-grade took over.
+    Superseded,
+}
+
+/// A device as a re-grade or a simulation sees it: its current grade and
+/// what grading it again needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceState {
+    pub id: String,
+    pub hostname: String,
+    /// The last grade (leaky, unknown or compliant: silent is not a grade).
+    pub status: DeviceStatus,
+    /// Its grace clocks and leaking checks.
+    pub checks: CheckState,
+    /// Its current findings, as stored (JSON): a grade that serializes the
+    /// same changes nothing.
+    pub findings_json: String,
+    /// The last report; `None` before the first.
+    pub last_report: Option<LastReport>,
+}
+
+/// A device's last report, as grading it again needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastReport {
+    pub id: String,
+    /// The facts, as stored (JSON); the caller parses them, so that parsing
+    /// is spread over cores.
+    pub facts_json: String,
+}
+
+/// One batch of a re-grade, to be stored in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegradeBatch {
+    /// The policy being re-graded with: nothing is stored when it is no
+    /// longer the newest.
+    pub policy_id: i64,
+    /// The re-grade's [`RegradeProgress::after`] the batch was read from:
+    /// nothing is stored when the re-grade has moved on (another runner did it).
+    pub from: String,
+    /// The last device id of the batch; `None` when nothing follows `from`:
+    /// the re-grade is done.
+    pub through: Option<String>,
+    /// Devices looked at, changed or not.
+    pub visited: u64,
+    /// The devices whose grade changed.
+    pub changes: Vec<DeviceRegrade>,
+    /// When the batch was graded: the time of its transitions.
+    pub at: Timestamp,
+}
+
+/// A device's new grade from its last facts under a new policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceRegrade {
+    pub device_id: String,
+    /// The report whose facts were graded. Once another report arrived (and
+    /// was graded by the new policy), the change is not stored.
+    pub report_id: String,
+    /// The status and checks before.
+    pub before: DeviceStatus,
+    pub previous: CheckState,
+    pub grade: Grade,
+    /// `grade.findings` as JSON.
+    pub findings_json: String,
 }

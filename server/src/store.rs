@@ -1,6 +1,12 @@
 //! Storage behind one trait, so SQLite (the embedded default) and
 //! PostgreSQL (for several replicas) are interchangeable. Every method that
 //! changes state does so in one transaction: a refused request stores nothing.
+//!
+//! What does not depend on the database lives outside the backends and is
+//! built on this trait: the device table's order and cursors
+//! ([`crate::keyset`]), the counts derived from the maintained ones
+//! ([`crate::counts`]), re-grading in batches ([`crate::regrade`]) and
+//! simulating a policy ([`crate::simulate`]).
 
 mod postgres;
 mod sql;
@@ -17,8 +23,9 @@ pub use postgres::{PostgresStore, PostgresUrl};
 pub use sqlite::SqliteStore;
 
 use crate::model::{
-    DeviceDetail, DeviceKey, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice,
-    NewToken, Regraded, Staleness, StoredPolicy, TokenInfo,
+    DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery, FleetSummary,
+    IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness, StoredPolicy,
+    TokenInfo,
 };
 
 /// A storage failure: the request gets a 503 and nothing was changed.
@@ -37,6 +44,10 @@ pub enum Recorded {
     ReplayedNonce,
     /// The report id belongs to another device: refused, nothing stored.
     IdTakenByAnotherDevice,
+    /// A newer policy than the one the report was to be graded with is
+    /// active (activated through another server): nothing stored; grade
+    /// it again under the active one.
+    PolicyOutdated,
 }
 
 /// The policy the server grades with, parsed and as stored.
@@ -79,7 +90,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Grades the report under `policy` and stores report, facts, findings,
-    /// device state and transitions in one transaction.
+    /// device state and transitions in one transaction; answers
+    /// [`Recorded::PolicyOutdated`] when a newer policy is active. A policy
+    /// activated meanwhile waits for the report (or the report for it), so
+    /// none is stored graded by a policy its re-grade has already passed.
     async fn record_report(
         &self,
         report: IncomingReport,
@@ -92,16 +106,43 @@ pub trait Store: Send + Sync + 'static {
     async fn last_facts(&self, device_id: &str) -> Result<Option<Facts>, StoreError>;
 
     async fn active_policy(&self) -> Result<Option<StoredPolicy>, StoreError>;
-    /// Stores `text` as the active policy (its history kept) and re-grades
-    /// every device from its last stored facts.
+    /// The id of the active policy: cheap enough to ask on every request,
+    /// so that each server learns of a policy another one activated.
+    async fn active_policy_id(&self) -> Result<Option<i64>, StoreError>;
+    /// Stores `text` as the active policy (its history kept) and starts its
+    /// re-grade: an unfinished re-grade of an older policy is superseded,
+    /// and one with no device to look at is done at once. Re-grading is
+    /// [`crate::regrade::run`]'s work. The active policy's text again
+    /// changes nothing and answers its re-grade as it stands.
     async fn activate_policy(
         &self,
         text: &str,
-        policy: &Policy,
         now: Timestamp,
-    ) -> Result<(StoredPolicy, Regraded), StoreError>;
+    ) -> Result<(StoredPolicy, RegradeProgress), StoreError>;
+    /// The re-grade of the active policy (`None` before any policy).
+    async fn regrade_progress(&self) -> Result<Option<RegradeProgress>, StoreError>;
+    /// Stores one batch of a re-grade and moves its cursor to
+    /// `batch.through`, or marks it done, in one transaction; answers the
+    /// progress. Stores nothing and answers `None` when `batch.policy_id` is
+    /// no longer the newest policy, or its re-grade is no longer at
+    /// `batch.from`. A change whose device has a newer report than
+    /// `report_id` is left out. The maintained counts follow.
+    async fn save_regrade(
+        &self,
+        batch: RegradeBatch,
+    ) -> Result<Option<RegradeProgress>, StoreError>;
+    /// Up to `limit` devices with ids greater than `after` (`""` for the
+    /// first), in id order, with what grading them again needs. Re-grades
+    /// and simulations read the fleet in these batches.
+    async fn device_states(&self, after: &str, limit: u32) -> Result<Vec<DeviceState>, StoreError>;
 
-    async fn fleet(&self, query: &FleetQuery) -> Result<FleetPage, StoreError>;
+    /// The fleet's counts, and how many devices `query`'s filter matches,
+    /// from the maintained counts and the silent devices (see
+    /// [`crate::counts`]): never a scan of the fleet.
+    async fn fleet_summary(&self, query: &FleetQuery) -> Result<FleetSummary, StoreError>;
+    /// One page of the device table after `query.after`, in the order and
+    /// by the walk of [`crate::keyset`].
+    async fn fleet_devices(&self, query: &FleetQuery) -> Result<DevicePage, StoreError>;
     async fn device(
         &self,
         device_id: &str,

@@ -57,22 +57,44 @@ async fn the_fleet_as_json_filters_and_pages() {
         .await
         .json();
     assert_eq!(by_check["matching"], 1);
-    let second: Value = server.admin_get("/v1/fleet?page=2&per_page=1").await.json();
-    assert_eq!(second["page"], 2);
+    let first: Value = server.admin_get("/v1/fleet?per_page=1").await.json();
+    assert_eq!(first["devices"][0]["hostname"], "ada-laptop");
+    let next = first["next"].as_str().expect("a cursor to the next page");
+    let second: Value = server
+        .admin_get(&format!("/v1/fleet?per_page=1&after={next}"))
+        .await
+        .json();
     assert_eq!(second["per_page"], 1);
     assert_eq!(second["matching"], 2);
     assert_eq!(second["devices"][0]["hostname"], "bob-desktop");
+    assert_eq!(second["next"], Value::Null, "the last page");
+    assert_eq!(second["summary"], first["summary"]);
 
     for (query, path) in [
         ("status=leaking", "status"),
         ("check=antivirus", "check"),
-        ("page=0", "page"),
+        ("after=not-a-cursor", "after"),
+        ("page=2", "page"),
         ("per_page=100000", "per_page"),
     ] {
         let answer = server.admin_get(&format!("/v1/fleet?{query}")).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(answer.error().path.as_deref(), Some(path), "{query}");
     }
+    let malformed = server
+        .admin_get("/v1/fleet?after=bm90IGpzb24")
+        .await
+        .error();
+    assert!(
+        malformed
+            .error
+            .contains("is not a cursor this server gave out")
+            && malformed
+                .error
+                .contains("leave `after` out for the first page"),
+        "{}",
+        malformed.error
+    );
 }
 
 #[tokio::test]
@@ -95,6 +117,47 @@ async fn the_fleet_as_csv_lists_every_matching_device() {
 
     let leaky = server.admin_get("/v1/fleet.csv?status=leaky").await.text();
     assert_eq!(leaky.lines().count(), 2, "{leaky}");
+}
+
+#[tokio::test]
+async fn the_csv_is_streamed_page_by_page() {
+    use futures_util::StreamExt as _;
+    use shipshape_server::model::FleetQuery;
+    use shipshape_server::store::Store;
+
+    let server = Server::start().await;
+    let mut hostnames = Vec::new();
+    for n in 0..5 {
+        let hostname = format!("host-{n}");
+        server.enroll(&hostname).await;
+        hostnames.push(hostname);
+    }
+    let store: std::sync::Arc<dyn Store> = server.store.clone();
+    let query = FleetQuery {
+        status: None,
+        check: None,
+        after: None,
+        per_page: 2,
+        staleness: server.staleness(),
+    };
+    let chunks: Vec<String> = shipshape_server::api::csv_chunks(store, query)
+        .map(|chunk| String::from_utf8(chunk.expect("a page").to_vec()).unwrap())
+        .collect()
+        .await;
+    assert_eq!(chunks.len(), 3, "one chunk per page: {chunks:?}");
+    assert!(chunks[0].starts_with("id,hostname,"), "{chunks:?}");
+    assert!(
+        chunks[1..]
+            .iter()
+            .all(|chunk| !chunk.contains("id,hostname"))
+    );
+    let csv = chunks.concat();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let listed: Vec<String> = reader
+        .records()
+        .map(|record| record.unwrap()[1].to_owned())
+        .collect();
+    assert_eq!(listed, hostnames, "every device once, in table order");
 }
 
 #[tokio::test]

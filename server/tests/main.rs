@@ -1,6 +1,7 @@
 //! Integration tests of the server: the HTTP API driven in-process over a
 //! real SQLite store, and the `shipshape-server` binary itself.
 
+mod admin;
 mod cli;
 mod enroll;
 mod fleet;

@@ -3,9 +3,9 @@
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
+use serde_json::json;
 use shipshape_core::wire::DeviceStatus;
 use shipshape_server::api::policy::BUILT_IN;
-use shipshape_server::model::Regraded;
 
 use crate::support::{Server, Signed, leaky_submission, request};
 
@@ -137,23 +137,58 @@ async fn a_new_policy_regrades_the_fleet() {
 
     let admin = server.admin_token.clone();
     let answer = put_policy(&server, Some(&admin), SSH_KEYS_ONLY).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
+    assert_eq!(answer.header(header::LOCATION), Some("/v1/policy/status"));
     let new_etag = answer
         .header(header::ETAG)
         .expect("the new ETag")
         .to_owned();
     assert_ne!(new_etag, old_etag);
-    assert_eq!(
-        answer.json::<serde_json::Value>(),
-        serde_json::to_value(Regraded {
-            devices: 1,
-            changed_status: 1
-        })
-        .unwrap()
+    let started: serde_json::Value = answer.json();
+    assert_eq!(started["devices"], 1, "{started}");
+    assert!(
+        started["state"] == "running" || started["state"] == "done",
+        "{started}"
     );
+    let progress = server.regrade_finished().await;
+    assert_eq!(
+        (
+            &progress["policy_id"],
+            &progress["state"],
+            &progress["devices"],
+            &progress["done"],
+            &progress["changed_status"]
+        ),
+        (
+            &started["policy_id"],
+            &json!("done"),
+            &json!(1),
+            &json!(1),
+            &json!(1)
+        ),
+        "{progress}"
+    );
+    assert!(progress["finished_at"].is_string(), "{progress}");
     let detail = server.detail(&device).await.unwrap();
     assert_eq!(detail.device.status, DeviceStatus::Compliant);
     assert!(detail.device.failing_checks.is_empty());
+    let metrics = server.get("/metrics").await.text();
+    for line in [
+        format!(
+            "shipshape_regrade_running{{policy_id=\"{}\"}} 0",
+            progress["policy_id"]
+        ),
+        "shipshape_regrade_devices{count=\"done\"} 1".to_owned(),
+        "shipshape_regrade_devices{count=\"changed\"} 1".to_owned(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+
+    // The same policy again starts nothing: 200 with the re-grade as it stands.
+    let again = put_policy(&server, Some(&admin), SSH_KEYS_ONLY).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert_eq!(again.json::<serde_json::Value>(), progress);
+    assert_eq!(again.header(header::ETAG), Some(new_etag.as_str()));
 
     // Agents get the new policy, and new reports are graded by it.
     let answer = server
@@ -167,6 +202,23 @@ async fn a_new_policy_regrades_the_fleet() {
         .json();
     assert_eq!(receipt.status, DeviceStatus::Compliant);
     assert_eq!(receipt.findings.len(), 1);
+}
+
+#[tokio::test]
+async fn the_regrade_status_needs_an_admin() {
+    let server = Server::start().await;
+    let answer = server.get("/v1/policy/status").await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let progress: serde_json::Value = server.admin_get("/v1/policy/status").await.json();
+    assert_eq!(
+        progress["state"], "done",
+        "no device to re-grade: {progress}"
+    );
+    assert_eq!(progress["devices"], 0);
+    assert!(
+        progress.get("after").is_none(),
+        "the cursor stays inside: {progress}"
+    );
 }
 
 #[tokio::test]

@@ -202,6 +202,25 @@ impl Server {
         answer.json()
     }
 
+    /// Polls `GET /v1/policy/status` until the re-grade of the active
+    /// policy is no longer running; its last answer.
+    pub async fn regrade_finished(&self) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let answer = self.admin_get("/v1/policy/status").await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+            let progress: serde_json::Value = answer.json();
+            if progress["state"] != "running" {
+                return progress;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the re-grade did not finish: {progress}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn staleness(&self) -> Staleness {
         Staleness {
             now: Timestamp::now(),

@@ -430,7 +430,26 @@ impl Server {
         answer.json()
     }
 
-    /// `PUT /v1/policy`: activates `policy` (TOML) and re-grades the fleet.
+    /// Polls `GET /v1/policy/status` until the re-grade of the active
+    /// policy is no longer running; its last answer.
+    pub fn regrade_finished(&self, admin_token: &str) -> Value {
+        let deadline = std::time::Instant::now() + STARTUP;
+        loop {
+            let progress = self.admin_json("/v1/policy/status", admin_token);
+            if progress["state"] != "running" {
+                return progress;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the re-grade did not finish: {progress}\nserver log:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `PUT /v1/policy`: activates `policy` (TOML); the server re-grades the
+    /// fleet in the background ([`Server::regrade_finished`] waits for it).
     pub fn put_policy(&self, admin_token: &str, policy: &str) -> Answer {
         Answer::from(
             http_client()

@@ -105,7 +105,7 @@ fn a_bad_policy_push_keeps_the_last_good_policy_in_force() {
     // A good policy replaces it, and the refusal is over.
     proxy.set_faults(Faults::default());
     let put = server.put_policy(&admin, &lenient_policy(os));
-    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.status, 202, "{}", put.text);
     let healed = agent.report();
     assert_eq!(healed.status.code(), Some(0), "{}", stdout(&healed));
     assert_eq!(judged_by(&proxy, &report_id(&healed)), "always-compliant");

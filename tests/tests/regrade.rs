@@ -1,6 +1,7 @@
 //! A policy change on the server (`PUT /v1/policy`) re-grades the fleet
-//! from the facts it holds, without waiting for new reports, and the
-//! device's history records when its check stopped and started leaking.
+//! from the facts it holds, in the background and without waiting for new
+//! reports, and the device's history records when its check stopped and
+//! started leaking.
 
 use serde_json::{Value, json};
 use shipshape_tests::{Agent, Server, leaky_policy, lenient_policy, sample};
@@ -73,11 +74,26 @@ fn a_policy_change_regrades_the_device_without_a_new_report() {
         "a refused policy changes nothing"
     );
 
-    // Lenient: compliant, with no new report.
+    // Lenient: compliant, with no new report, once the re-grade is done.
     let put = server.put_policy(&admin, &lenient_policy(os));
-    assert_eq!(put.status, 200, "{}", put.text);
-    assert_eq!(put.json(), json!({"devices": 1, "changed_status": 1}));
+    assert_eq!(put.status, 202, "{}", put.text);
     assert!(put.header("etag").is_some(), "{:?}", put.headers);
+    assert_eq!(put.header("location"), Some("/v1/policy/status"));
+    let progress = server.regrade_finished(&admin);
+    assert_eq!(progress["policy_id"], put.json()["policy_id"]);
+    assert_eq!(
+        (
+            &progress["state"],
+            &progress["done"],
+            &progress["changed_status"]
+        ),
+        (&json!("done"), &json!(1), &json!(1)),
+        "{progress}"
+    );
+    assert_eq!(
+        server.metric("shipshape_regrade_devices{count=\"changed\"}"),
+        Some(1.0)
+    );
     let (status, reports, transitions) = history(&server, &admin, &id);
     assert_eq!(status, "compliant");
     assert_eq!(reports, 1, "re-graded from the stored facts, no new report");
@@ -109,8 +125,13 @@ fn a_policy_change_regrades_the_device_without_a_new_report() {
 
     // And back: leaky again, a new leak in the history.
     let put = server.put_policy(&admin, &leaky_policy(os));
-    assert_eq!(put.status, 200, "{}", put.text);
-    assert_eq!(put.json(), json!({"devices": 1, "changed_status": 1}));
+    assert_eq!(put.status, 202, "{}", put.text);
+    let progress = server.regrade_finished(&admin);
+    assert_eq!(
+        (&progress["state"], &progress["changed_status"]),
+        (&json!("done"), &json!(1)),
+        "{progress}"
+    );
     let (status, reports, transitions) = history(&server, &admin, &id);
     assert_eq!((status, reports), (json!("leaky"), 2));
     assert_eq!(transitions.len(), 3, "{transitions:?}");

@@ -3,10 +3,12 @@
 //! login form that turns a token into a cookie.
 
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
 use jiff::Timestamp;
 use serde::Deserialize;
 use shipshape_core::checks::CheckId;
@@ -15,8 +17,8 @@ use shipshape_core::wire::DeviceStatus;
 use super::{AppState, Failure};
 use crate::auth;
 use crate::fleet::{self, DEFAULT_PER_PAGE};
-use crate::model::{DeviceDetail, DeviceRow, FleetPage, FleetQuery, Staleness};
-use crate::store::StoreError;
+use crate::model::{DeviceDetail, FleetCursor, FleetPage, FleetQuery, Staleness};
+use crate::store::{Store, StoreError};
 
 /// The most devices one page may show.
 pub const MAX_PER_PAGE: u32 = 1000;
@@ -27,8 +29,10 @@ pub const MAX_PER_PAGE: u32 = 1000;
 pub(super) struct FleetParams {
     status: Option<String>,
     check: Option<String>,
-    page: Option<String>,
+    after: Option<String>,
     per_page: Option<String>,
+    /// Page numbers are gone; named only to say so.
+    page: Option<String>,
 }
 
 /// Why a fleet filter is not valid: the parameter and what is wrong.
@@ -62,24 +66,35 @@ impl FleetParams {
                 message,
             })?
             .map(|check| check.as_str().to_owned());
-        let number = |name: &'static str, value: Option<String>, default: u32, max: u32| {
-            let Some(value) = given(value) else {
-                return Ok(default);
-            };
-            value
+        if given(self.page).is_some() {
+            return Err(BadParam {
+                name: "page",
+                message: "pages are not numbered: pass the `next` of a page as `after`".to_owned(),
+            });
+        }
+        let after = given(self.after)
+            .map(|after| FleetCursor::decode(&after))
+            .transpose()
+            .map_err(|error| BadParam {
+                name: "after",
+                message: error.to_string(),
+            })?;
+        let per_page = match given(self.per_page) {
+            None => DEFAULT_PER_PAGE,
+            Some(value) => value
                 .parse::<u32>()
                 .ok()
-                .filter(|number| (1..=max).contains(number))
+                .filter(|number| (1..=MAX_PER_PAGE).contains(number))
                 .ok_or_else(|| BadParam {
-                    name,
-                    message: format!("`{value}` is not a number from 1 to {max}"),
-                })
+                    name: "per_page",
+                    message: format!("`{value}` is not a number from 1 to {MAX_PER_PAGE}"),
+                })?,
         };
         Ok(FleetQuery {
             status,
             check,
-            page: number("page", self.page, 1, u32::MAX)?,
-            per_page: number("per_page", self.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
+            after,
+            per_page,
             staleness,
         })
     }
@@ -109,7 +124,7 @@ async fn admin(
     auth::is_admin(state.store(), token, now).await.map(Some)
 }
 
-async fn require_admin(
+pub(super) async fn require_admin(
     state: &AppState,
     headers: &HeaderMap,
     now: Timestamp,
@@ -129,10 +144,17 @@ pub(super) async fn fleet_json(
     let now = Timestamp::now();
     require_admin(&state, &headers, now).await?;
     let query = query_params(params)?.query(state.staleness(now))?;
-    Ok(Json(state.store().fleet(&query).await?))
+    Ok(Json(fleet_page(state.store(), &query).await?))
 }
 
-/// `GET /v1/fleet.csv`: every device matching the filter (no pagination).
+/// The counts and a page of the device table: the fleet report.
+pub async fn fleet_page(store: &dyn Store, query: &FleetQuery) -> Result<FleetPage, StoreError> {
+    let (counts, page) = tokio::try_join!(store.fleet_summary(query), store.fleet_devices(query))?;
+    Ok(FleetPage::new(counts, page, query.per_page))
+}
+
+/// `GET /v1/fleet.csv`: every device matching the filter, streamed page by
+/// page (the rows of one page in memory at a time, however large the fleet).
 pub(super) async fn fleet_csv(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -140,8 +162,10 @@ pub(super) async fn fleet_csv(
 ) -> Result<Response, Failure> {
     let now = Timestamp::now();
     require_admin(&state, &headers, now).await?;
-    let query = query_params(params)?.query(state.staleness(now))?;
-    let rows = all_devices(state.store(), query).await?;
+    let mut query = query_params(params)?.query(state.staleness(now))?;
+    query.after = None;
+    query.per_page = MAX_PER_PAGE;
+    let body = csv_chunks(std::sync::Arc::clone(&state.inner.store), query);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -151,28 +175,41 @@ pub(super) async fn fleet_csv(
             ),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        fleet::csv::devices(&rows),
+        Body::from_stream(body),
     )
         .into_response())
 }
 
-/// Every device the query's filter matches, page by page.
-pub async fn all_devices(
-    store: &dyn crate::store::Store,
-    mut query: FleetQuery,
-) -> Result<Vec<DeviceRow>, StoreError> {
-    query.page = 1;
-    query.per_page = MAX_PER_PAGE;
-    let mut rows = Vec::new();
-    loop {
-        let page = store.fleet(&query).await?;
-        let last = page.devices.len() < MAX_PER_PAGE as usize;
-        rows.extend(page.devices);
-        if last || rows.len() as u64 >= page.matching {
-            return Ok(rows);
+/// Every device the query's filter matches (from its `after` on) as CSV:
+/// the header line, then the devices one page of `query.per_page` at a
+/// time, each read by keyset as the stream is consumed — the memory of one
+/// page, however large the fleet. A store failure midway ends the stream
+/// with the error (the response is cut short).
+pub fn csv_chunks(
+    store: std::sync::Arc<dyn Store>,
+    query: FleetQuery,
+) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
+    let start = Some((query, true));
+    futures_util::stream::try_unfold(start, move |state| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let Some((mut query, first)) = state else {
+                return Ok(None);
+            };
+            let page = store.fleet_devices(&query).await?;
+            let mut chunk = if first {
+                fleet::csv::header()
+            } else {
+                String::new()
+            };
+            chunk.push_str(&fleet::csv::rows(&page.devices));
+            let next = page.next.map(|next| {
+                query.after = Some(next);
+                (query, false)
+            });
+            Ok(Some((Bytes::from(chunk), next)))
         }
-        query.page += 1;
-    }
+    })
 }
 
 /// `GET /v1/devices/{id}`: a device with its findings and history.
@@ -261,11 +298,14 @@ pub(super) async fn fleet_html(
             );
         }
     };
-    let fleet = match state.store().fleet(&query).await {
+    let fleet = match fleet_page(state.store(), &query).await {
         Ok(fleet) => fleet,
         Err(error) => return store_error_page(error),
     };
-    let policy_name = state.inner.policy.read().await.policy.name.clone();
+    let policy_name = match state.active_policy().await {
+        Ok(active) => active.policy.name.clone(),
+        Err(error) => return store_error_page(error),
+    };
     page(
         StatusCode::OK,
         fleet::html::fleet_page(&fleet, &query, &policy_name, now),
@@ -354,13 +394,14 @@ mod tests {
         }
     }
 
-    fn params(status: &str, check: &str, page: &str, per_page: &str) -> FleetParams {
+    fn params(status: &str, check: &str, after: &str, per_page: &str) -> FleetParams {
         let some = |text: &str| Some(text.to_owned());
         FleetParams {
             status: some(status),
             check: some(check),
-            page: some(page),
+            after: some(after),
             per_page: some(per_page),
+            page: None,
         }
     }
 
@@ -369,25 +410,42 @@ mod tests {
         let query = params("", "", "", "").query(staleness()).unwrap();
         assert_eq!(query.status, None);
         assert_eq!(query.check, None);
-        assert_eq!((query.page, query.per_page), (1, DEFAULT_PER_PAGE));
+        assert_eq!((query.after, query.per_page), (None, DEFAULT_PER_PAGE));
         let query = FleetParams::default().query(staleness()).unwrap();
-        assert_eq!((query.page, query.per_page), (1, DEFAULT_PER_PAGE));
+        assert_eq!((query.after, query.per_page), (None, DEFAULT_PER_PAGE));
     }
 
     #[test]
     fn parameters_are_checked() {
-        let query = params("leaky", "firewall", "3", "20")
+        let cursor = FleetCursor {
+            group: DeviceStatus::Silent,
+            hostname: "ada".to_owned(),
+            id: "1".to_owned(),
+        };
+        let query = params("leaky", "firewall", &cursor.encode(), "20")
             .query(staleness())
             .unwrap();
         assert_eq!(query.status, Some(DeviceStatus::Leaky));
         assert_eq!(query.check.as_deref(), Some("firewall"));
-        assert_eq!((query.page, query.per_page), (3, 20));
+        assert_eq!((query.after, query.per_page), (Some(cursor), 20));
 
-        let bad = |p: FleetParams| p.query(staleness()).unwrap_err().name;
-        assert_eq!(bad(params("leaking", "", "", "")), "status");
-        assert_eq!(bad(params("", "antivirus", "", "")), "check");
-        assert_eq!(bad(params("", "", "0", "")), "page");
-        assert_eq!(bad(params("", "", "x", "")), "page");
-        assert_eq!(bad(params("", "", "", "1001")), "per_page");
+        let bad = |p: FleetParams| p.query(staleness()).unwrap_err();
+        assert_eq!(bad(params("leaking", "", "", "")).name, "status");
+        assert_eq!(bad(params("", "antivirus", "", "")).name, "check");
+        let cursor = bad(params("", "", "page-2", ""));
+        assert_eq!(cursor.name, "after");
+        assert!(
+            cursor.message.contains("`page-2` is not a cursor"),
+            "{}",
+            cursor.message
+        );
+        assert_eq!(bad(params("", "", "", "0")).name, "per_page");
+        assert_eq!(bad(params("", "", "", "1001")).name, "per_page");
+        let numbered = bad(FleetParams {
+            page: Some("2".to_owned()),
+            ..FleetParams::default()
+        });
+        assert_eq!(numbered.name, "page");
+        assert!(numbered.message.contains("`after`"), "{}", numbered.message);
     }
 }

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 use super::AppState;
 use super::reports::Kind;
-use crate::model::FleetQuery;
+use crate::model::{FleetQuery, RegradeProgress, RegradeState};
 
 /// Counters since the server started. Counting never blocks a request for
 /// long: atomics, and a small map for rejection reasons.
@@ -233,20 +233,21 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: counters, the fleet by status, and build information.
+/// `GET /metrics`: counters, the fleet by status, the re-grade's progress
+/// and build information.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     state.metrics().render(&mut out);
     let query = FleetQuery {
         status: None,
         check: None,
-        page: 1,
+        after: None,
         per_page: 1,
         staleness: state.staleness(Timestamp::now()),
     };
-    match state.store().fleet(&query).await {
-        Ok(page) => {
-            let summary = page.summary;
+    match state.store().fleet_summary(&query).await {
+        Ok(counts) => {
+            let summary = counts.summary;
             family(
                 &mut out,
                 "shipshape_fleet_devices",
@@ -263,6 +264,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "metrics: cannot count the fleet"),
     }
+    match state.store().regrade_progress().await {
+        Ok(Some(progress)) => regrade(&mut out, &progress),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "metrics: cannot read the re-grade's progress"),
+    }
     family(
         &mut out,
         "shipshape_build_info",
@@ -278,6 +284,32 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+/// The re-grade of the active policy, as gauges.
+fn regrade(out: &mut String, progress: &RegradeProgress) {
+    family(
+        out,
+        "shipshape_regrade_running",
+        "1 while the fleet is being re-graded under the active policy, else 0.",
+        "gauge",
+        &[(
+            format!("policy_id=\"{}\"", progress.policy_id),
+            u64::from(progress.state == RegradeState::Running),
+        )],
+    );
+    family(
+        out,
+        "shipshape_regrade_devices",
+        "The re-grade of the active policy: devices to look at (total), looked at (done), whose status changed (changed).",
+        "gauge",
+        &[
+            ("total", progress.devices),
+            ("done", progress.done),
+            ("changed", progress.changed_status),
+        ]
+        .map(|(count, value)| (format!("count=\"{count}\""), value)),
+    );
 }
 
 #[cfg(test)]

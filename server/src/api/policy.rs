@@ -1,6 +1,7 @@
 //! The policy the server grades with: chosen at start, served to agents
 //! (`GET /v1/policy`, signed, with an ETag) and replaced by an admin
-//! (`PUT /v1/policy`), which re-grades the fleet.
+//! (`PUT /v1/policy`), which starts a re-grade of the fleet in the
+//! background (`GET /v1/policy/status` shows how far it has come).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,10 +18,12 @@ use jiff::{SignedDuration, Timestamp};
 use shipshape_core::Policy;
 use shipshape_core::policy::PolicyError;
 
+use super::fleet::require_admin;
 use super::health::PolicyFetch;
 use super::reports::signed_request;
 use super::{AppState, Failure, body_bytes};
 use crate::auth;
+use crate::model::{RegradeProgress, RegradeState};
 use crate::store::{ActivePolicy, Store, StoreError};
 
 /// The policy a fresh server grades with: the shipped default.
@@ -60,9 +63,10 @@ fn today(now: Timestamp) -> Date {
     now.to_zoned(TimeZone::UTC).date()
 }
 
-/// The policy to start with: `file` when given (activated, and the fleet
-/// re-graded, unless the store already has exactly it), else the store's
-/// active policy, else the built-in default.
+/// The policy to start with: `file` when given (activated, with a re-grade
+/// of the fleet to run, unless the store already has exactly it), else the
+/// store's active policy, else the built-in default. The re-grade is
+/// [`AppState::resume_regrade`]'s to run.
 pub async fn activate_at_start(
     store: &dyn Store,
     file: Option<&Path>,
@@ -85,13 +89,12 @@ pub async fn activate_at_start(
     if let Some(stored) = active.filter(|stored| stored.text == text) {
         return parse_stored(stored);
     }
-    let policy = Policy::parse(&text, &origin, today(now)).map_err(PolicySetupError::Invalid)?;
-    let (stored, regraded) = store.activate_policy(&text, &policy, now).await?;
+    Policy::parse(&text, &origin, today(now)).map_err(PolicySetupError::Invalid)?;
+    let (stored, regrade) = store.activate_policy(&text, now).await?;
     tracing::info!(
         origin,
         etag = stored.etag,
-        devices = regraded.devices,
-        changed_status = regraded.changed_status,
+        devices_to_regrade = regrade.devices,
         "policy activated"
     );
     parse_stored(stored)
@@ -146,7 +149,7 @@ async fn serve_policy(
             "signature nonce was used before: a replayed request; sign every request with a fresh nonce",
         ));
     }
-    let active = Arc::clone(&*state.inner.policy.read().await);
+    let active = state.active_policy().await?;
     let etag = HeaderValue::from_str(&active.stored.etag).map_err(|_| {
         tracing::error!(
             etag = active.stored.etag,
@@ -186,8 +189,10 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag.trim() == "*" || opaque(tag) == etag)
 }
 
-/// `PUT /v1/policy` (admin token): validates the TOML body, activates it,
-/// re-grades every device and answers how many changed.
+/// `PUT /v1/policy` (admin token): validates the TOML body, activates it
+/// and answers at once, 202 with the re-grade it started (in the background:
+/// follow it at `Location`); 200 with the re-grade as it stands when the
+/// policy is the active one already. Reports from now on are graded by it.
 pub(super) async fn replace(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -209,22 +214,57 @@ pub(super) async fn replace(
     let policy = Policy::parse(text, STORED_ORIGIN, today(now))
         .map_err(|error| Failure::new(StatusCode::BAD_REQUEST, error.to_string()))?;
 
+    // Reports are graded under a read guard: none stored from here on is
+    // graded by the old policy.
     let mut active = state.inner.policy.write().await;
-    let (stored, regraded) = state.store().activate_policy(text, &policy, now).await?;
-    tracing::info!(
-        etag = stored.etag,
-        devices = regraded.devices,
-        changed_status = regraded.changed_status,
-        "policy replaced"
-    );
+    // The store's, not this server's copy: another server may have
+    // activated a newer one.
+    let previous = state.store().active_policy_id().await?;
+    let (stored, progress) = state.store().activate_policy(text, now).await?;
+    let started = Some(stored.id) != previous;
     let etag = HeaderValue::from_str(&stored.etag).ok();
-    *active = Arc::new(ActivePolicy { policy, stored });
+    let replaced = Arc::new(ActivePolicy { policy, stored });
+    *active = Arc::clone(&replaced);
     drop(active);
-    let mut response = Json(regraded).into_response();
+    let status = if started {
+        tracing::info!(
+            etag = replaced.stored.etag,
+            devices_to_regrade = progress.devices,
+            "policy replaced"
+        );
+        if progress.state == RegradeState::Running {
+            state.regrade(replaced);
+        }
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(progress)).into_response();
+    let headers = response.headers_mut();
     if let Some(etag) = etag {
-        response.headers_mut().insert(header::ETAG, etag);
+        headers.insert(header::ETAG, etag);
     }
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_static("/v1/policy/status"),
+    );
     Ok(response)
+}
+
+/// `GET /v1/policy/status` (admin token or cookie): how far the re-grade of
+/// the active policy has come.
+pub(super) async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<RegradeProgress>, Failure> {
+    require_admin(&state, &headers, Timestamp::now()).await?;
+    let progress = state.store().regrade_progress().await?;
+    progress.map(Json).ok_or_else(|| {
+        Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no policy is active yet: the server is starting",
+        )
+    })
 }
 
 #[cfg(test)]

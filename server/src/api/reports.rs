@@ -13,7 +13,7 @@ use shipshape_core::wire::{Receipt, ReportSubmission};
 use super::{AppState, Failure, body_bytes, check_hostname, parse_json};
 use crate::auth::{self, SignatureRejection, SignedRequest};
 use crate::model::IncomingReport;
-use crate::store::Recorded;
+use crate::store::{Recorded, StoreError};
 
 /// The two ways a report arrives: with its facts, or as a heartbeat that
 /// names facts the server already holds.
@@ -101,6 +101,16 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Rejected> {
     })
 }
 
+/// How many times a report is graded again under a policy activated
+/// through another server meanwhile; policies are not replaced that often.
+const POLICY_RETRIES: usize = 3;
+
+/// Grades and stores `report` under this server's copy of the policy.
+async fn record_graded(state: &AppState, report: IncomingReport) -> Result<Recorded, StoreError> {
+    let policy = state.inner.policy.read().await;
+    state.store().record_report(report, &policy).await
+}
+
 /// Grades and stores a verified report, and answers with its receipt.
 /// Agents' dropped-report counts are counted (and logged) only when the
 /// report is stored now, so a retry does not count them twice.
@@ -119,14 +129,20 @@ pub(super) async fn record(
         nonce: signed.nonce,
         submission,
     };
-    let recorded = {
-        let policy = state.inner.policy.read().await;
-        state
-            .store()
-            .record_report(report, &policy)
+    let unavailable = |error: StoreError| Rejected::new("store_unavailable", error.into());
+    let mut recorded = record_graded(state, report.clone())
+        .await
+        .map_err(unavailable)?;
+    // Another server activated a newer policy: grade it again under that one.
+    for _ in 0..POLICY_RETRIES {
+        if recorded != Recorded::PolicyOutdated {
+            break;
+        }
+        state.refresh_policy().await.map_err(unavailable)?;
+        recorded = record_graded(state, report.clone())
             .await
-            .map_err(|error| Rejected::new("store_unavailable", error.into()))?
-    };
+            .map_err(unavailable)?;
+    }
     match recorded {
         Recorded::Stored(receipt) => {
             // Debug, not info: at fleet scale, a line per report drowns the log.
@@ -163,6 +179,13 @@ pub(super) async fn record(
             "replayed_nonce",
             Failure::unauthorized(
                 "signature nonce was used before: a replayed request; sign every request, retries included, with a fresh nonce",
+            ),
+        )),
+        Recorded::PolicyOutdated => Err(Rejected::new(
+            "store_unavailable",
+            Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the policy was replaced again while the report was graded: send it again",
             ),
         )),
         Recorded::IdTakenByAnotherDevice => Err(Rejected::new(

@@ -6,6 +6,7 @@ use std::io::Write as _;
 
 use anyhow::{Context as _, bail};
 use comfy_table::{Table, presets};
+use futures_util::StreamExt as _;
 use jiff::{SignedDuration, Timestamp};
 use shipshape_core::policy::Grace;
 
@@ -20,12 +21,15 @@ use crate::fleet;
 use crate::model::{FleetQuery, NewToken, Staleness, TokenInfo, TokenKind};
 use crate::store::Store;
 
-async fn store(global: &GlobalArgs, file: FileConfig) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+pub(super) async fn store(
+    global: &GlobalArgs,
+    file: FileConfig,
+) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let db = config::resolve_database(global.db.clone(), file.db)?;
     open_store(&db).await
 }
 
-fn print(text: &str) -> anyhow::Result<()> {
+pub(super) fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
     stdout
         .write_all(text.as_bytes())
@@ -188,26 +192,69 @@ pub(super) async fn fleet(
     let stale_after = config::resolve_stale_after(args.stale_after, file.stale_after.clone())?;
     let store = store(global, file).await?;
     let now = Timestamp::now();
-    let query = FleetQuery {
+    let mut query = FleetQuery {
         status: args.status,
         check: args.check.map(|check| check.as_str().to_owned()),
-        page: args.page,
+        after: args.after,
         per_page: args.per_page,
         staleness: Staleness { now, stale_after },
     };
-    match args.format {
-        FleetFormat::Csv => {
-            let rows = api::all_devices(store.as_ref(), query).await?;
-            print(&fleet::csv::devices(&rows))
+    if args.format == FleetFormat::Csv {
+        query.after = None;
+        query.per_page = api::MAX_PER_PAGE;
+        let mut chunks = std::pin::pin!(api::csv_chunks(store, query));
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            print(std::str::from_utf8(&chunk).context("the CSV is not UTF-8")?)?;
         }
-        FleetFormat::Json => {
-            let page = store.fleet(&query).await?;
-            print(&format!("{}\n", serde_json::to_string_pretty(&page)?))
+        return Ok(());
+    }
+    let first = api::fleet_page(store.as_ref(), &query).await?;
+    if !args.all {
+        return match args.format {
+            FleetFormat::Json => print(&format!("{}\n", serde_json::to_string_pretty(&first)?)),
+            _ => print(&fleet::table::fleet(&first, now)),
+        };
+    }
+    // Every page, one at a time: the report's counts once, then the devices.
+    let json = args.format == FleetFormat::Json;
+    if json {
+        // The report's shape, with every device and no next page.
+        print(&format!(
+            "{{\n  \"summary\": {},\n  \"failures_by_check\": {},\n  \"per_page\": {},\n  \
+             \"matching\": {},\n  \"next\": null,\n  \"devices\": [",
+            serde_json::to_string(&first.summary)?,
+            serde_json::to_string(&first.failures_by_check)?,
+            first.per_page,
+            first.matching,
+        ))?;
+    } else {
+        print(&fleet::table::summary(&first))?;
+    }
+    let mut page = first.devices;
+    let mut next = first.next;
+    let mut shown = 0usize;
+    loop {
+        if json {
+            for row in &page {
+                let separator = if shown == 0 { "\n    " } else { ",\n    " };
+                print(&format!("{separator}{}", serde_json::to_string(row)?))?;
+                shown += 1;
+            }
+        } else if !page.is_empty() {
+            print(&fleet::table::devices(&page, now, shown == 0))?;
+            shown += page.len();
         }
-        FleetFormat::Table => {
-            let page = store.fleet(&query).await?;
-            print(&fleet::table::fleet(&page, now))
-        }
+        let Some(cursor) = next else { break };
+        query.after = Some(cursor);
+        let more = store.fleet_devices(&query).await?;
+        page = more.devices;
+        next = more.next;
+    }
+    if json {
+        print("\n  ]\n}\n")
+    } else {
+        print(&format!("\n{shown} devices\n"))
     }
 }
 

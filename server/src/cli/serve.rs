@@ -64,6 +64,8 @@ pub(super) async fn serve(
         },
         settings.limits,
     );
+    // A re-grade cut short by a stop, or begun by --policy, goes on.
+    state.resume_regrade().await;
     let app = api::router(state).into_make_service();
     let handle = Handle::new();
     on_shutdown_signal(handle.clone())?;

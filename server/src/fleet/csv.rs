@@ -1,4 +1,6 @@
-//! The device table as CSV, for spreadsheets and scripts.
+//! The device table as CSV, for spreadsheets and scripts, in pieces: the
+//! [`header`] and then the [`rows`] of each page, so that a large fleet is
+//! streamed rather than held in memory.
 //!
 //! Hostnames and OS names come from the devices, so a cell may be crafted
 //! to run as a formula when a spreadsheet opens the file (CSV injection):
@@ -19,13 +21,20 @@ const HEADER: [&str; 8] = [
     "revoked",
 ];
 
-/// The devices as CSV with a header line: failing checks joined with `;`,
-/// timestamps in RFC 3339 (`last_seen` empty before the first report).
-pub fn devices(rows: &[DeviceRow]) -> String {
+/// The header line.
+pub fn header() -> String {
     let mut writer = ::csv::Writer::from_writer(Vec::new());
     writer
         .write_record(HEADER)
         .expect("writing CSV to memory cannot fail");
+    into_string(writer)
+}
+
+/// The devices as CSV lines, without the header: failing checks joined
+/// with `;`, timestamps in RFC 3339 (`last_seen` empty before the first
+/// report).
+pub fn rows(rows: &[DeviceRow]) -> String {
+    let mut writer = ::csv::Writer::from_writer(Vec::with_capacity(rows.len() * 160));
     for row in rows {
         let record = [
             row.id.clone(),
@@ -41,6 +50,10 @@ pub fn devices(rows: &[DeviceRow]) -> String {
             .write_record(record.iter().map(|cell| defuse(cell)))
             .expect("writing CSV to memory cannot fail");
     }
+    into_string(writer)
+}
+
+fn into_string(writer: ::csv::Writer<Vec<u8>>) -> String {
     let bytes = writer
         .into_inner()
         .expect("writing CSV to memory cannot fail");
@@ -61,9 +74,33 @@ mod tests {
     use super::*;
     use crate::fleet::fixture;
 
+    /// The devices as a whole CSV file.
+    fn devices(devices: &[DeviceRow]) -> String {
+        header() + &rows(devices)
+    }
+
     #[test]
     fn devices_snapshot() {
         insta::assert_snapshot!(devices(&fixture::fleet_page().devices));
+    }
+
+    #[test]
+    fn pages_of_rows_follow_one_header() {
+        let page = fixture::fleet_page().devices;
+        let (first, second) = page.split_at(2);
+        let whole = header() + &rows(first) + &rows(second);
+        let mut reader = ::csv::Reader::from_reader(whole.as_bytes());
+        assert_eq!(
+            reader.headers().unwrap(),
+            &::csv::StringRecord::from(HEADER.to_vec())
+        );
+        let ids: Vec<String> = reader
+            .records()
+            .map(|record| record.unwrap()[0].to_owned())
+            .collect();
+        let expected: Vec<&str> = page.iter().map(|row| row.id.as_str()).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(rows(&[]), "");
     }
 
     #[test]

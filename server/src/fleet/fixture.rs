@@ -6,8 +6,8 @@ use shipshape_core::finding::{Severity, Status};
 use shipshape_core::wire::DeviceStatus;
 
 use crate::model::{
-    CheckFailures, DeviceDetail, DeviceRow, FleetPage, FleetQuery, ReportSummary, Staleness,
-    Summary, Transition, TransitionKind,
+    CheckFailures, DeviceDetail, DeviceRow, FleetCursor, FleetPage, FleetQuery, ReportSummary,
+    Staleness, Summary, Transition, TransitionKind,
 };
 
 pub(crate) fn at(text: &str) -> Timestamp {
@@ -104,9 +104,13 @@ pub(crate) fn fleet_page() -> FleetPage {
                 Some("2026-11-02T11:59:40Z"),
             ),
         ],
-        page: 1,
         per_page: 4,
         matching: 5,
+        next: Some(FleetCursor {
+            group: DeviceStatus::Compliant,
+            hostname: "win-carla".to_owned(),
+            id: "0190a1b2-0000-7000-8000-000000000004".to_owned(),
+        }),
     }
 }
 
@@ -115,7 +119,7 @@ pub(crate) fn fleet_query() -> FleetQuery {
     FleetQuery {
         status: None,
         check: None,
-        page: 1,
+        after: None,
         per_page: 4,
         staleness: Staleness {
             now: now(),
@@ -130,9 +134,9 @@ pub(crate) fn empty_fleet() -> FleetPage {
         summary: Summary::default(),
         failures_by_check: Vec::new(),
         devices: Vec::new(),
-        page: 1,
         per_page: 50,
         matching: 0,
+        next: None,
     }
 }
 

@@ -20,9 +20,10 @@ use shipshape_core::Finding;
 use shipshape_core::finding::Status;
 use shipshape_core::wire::DeviceStatus;
 
-use super::{DEFAULT_PER_PAGE, Position, ago, date, to_second};
+use super::{DEFAULT_PER_PAGE, ago, date, to_second};
 use crate::model::{
-    DeviceDetail, DeviceRow, FleetPage, FleetQuery, ReportSummary, Transition, TransitionKind,
+    DeviceDetail, DeviceRow, FleetCursor, FleetPage, FleetQuery, ReportSummary, Transition,
+    TransitionKind,
 };
 
 /// The statuses in the order the report shows them.
@@ -60,7 +61,7 @@ pub fn login_page(error: Option<&str>) -> String {
 }
 
 /// The fleet page: summary, failures by check, the filter form, one page of
-/// the device table and links to the other pages.
+/// the device table and links to the first and the next page.
 pub fn fleet_page(
     page: &FleetPage,
     query: &FleetQuery,
@@ -77,7 +78,7 @@ pub fn fleet_page(
             (summary(page, query))
             (failures_by_check(page, query))
             (filter_form(page, query))
-            (device_table(page, &here, now))
+            (device_table(page, query, &here, now))
         }
     };
     layout("Fleet", true, body)
@@ -267,8 +268,7 @@ fn filter_form(page: &FleetPage, query: &FleetQuery) -> Markup {
     }
 }
 
-fn device_table(page: &FleetPage, here: &Link<'_>, now: Timestamp) -> Markup {
-    let position = Position::of(page);
+fn device_table(page: &FleetPage, query: &FleetQuery, here: &Link<'_>, now: Timestamp) -> Markup {
     html! {
         section aria-labelledby="devices-heading" {
             h2 #devices-heading { "Devices" }
@@ -307,15 +307,12 @@ fn device_table(page: &FleetPage, here: &Link<'_>, now: Timestamp) -> Markup {
                     }
                 }
                 nav.pager aria-label="Pages" {
-                    p { "Showing " (position.first) "–" (position.last) " of " (page.matching) }
-                    @if page.page > 1 {
-                        a rel="prev" href=(Link { page: page.page - 1, ..*here }.href()) { "← Previous" }
+                    p { "Showing " (page.devices.len()) " of " (page.matching) }
+                    @if query.after.is_some() {
+                        a rel="first" href=(here.first_page().href()) { "← First page" }
                     }
-                    @if position.pages > 1 {
-                        span.quiet { "Page " (page.page) " of " (position.pages) }
-                    }
-                    @if position.has_next(page) {
-                        a rel="next" href=(Link { page: page.page + 1, ..*here }.href()) { "Next →" }
+                    @if let Some(next) = &page.next {
+                        a rel="next" href=(Link { after: Some(next), ..*here }.href()) { "Next page →" }
                     }
                 }
             }
@@ -560,12 +557,12 @@ fn device_href(id: &str) -> String {
     format!("/devices/{}", encode(id))
 }
 
-/// A fleet page address: the filter, the page and the page size.
+/// A fleet page address: the filter, where the page starts and its size.
 #[derive(Debug, Clone, Copy)]
 struct Link<'a> {
     status: Option<DeviceStatus>,
     check: Option<&'a str>,
-    page: u32,
+    after: Option<&'a FleetCursor>,
     per_page: u32,
 }
 
@@ -574,14 +571,17 @@ impl<'a> Link<'a> {
         Link {
             status: query.status,
             check: query.check.as_deref(),
-            page: query.page,
+            after: query.after.as_ref(),
             per_page: query.per_page,
         }
     }
 
     /// The same filter from its first page: a new filter starts there.
     fn first_page(self) -> Self {
-        Link { page: 1, ..self }
+        Link {
+            after: None,
+            ..self
+        }
     }
 
     /// `/` with the query parameters that differ from the defaults.
@@ -593,8 +593,8 @@ impl<'a> Link<'a> {
         if let Some(check) = self.check {
             params.push(format!("check={}", encode(check)));
         }
-        if self.page > 1 {
-            params.push(format!("page={}", self.page));
+        if let Some(after) = self.after {
+            params.push(format!("after={}", encode(&after.encode())));
         }
         if self.per_page != DEFAULT_PER_PAGE {
             params.push(format!("per_page={}", self.per_page));

@@ -8,11 +8,38 @@ use comfy_table::{Table, presets};
 use jiff::Timestamp;
 use shipshape_core::wire::DeviceStatus;
 
-use super::{Position, ago};
+use super::ago;
 use crate::model::{DeviceRow, FleetPage};
 
-/// The page as text, ending with a newline.
+/// The page as text, ending with a newline: the summary, the page of the
+/// device table, and how to ask for the next page.
 pub fn fleet(page: &FleetPage, now: Timestamp) -> String {
+    let mut out = summary(page);
+    if page.devices.is_empty() {
+        out.push_str(empty_message(page));
+        out.push('\n');
+        return out;
+    }
+    out.push_str(&devices(&page.devices, now, true));
+    out.push_str(&format!(
+        "\nshowing {} of {} matching {}",
+        page.devices.len(),
+        page.matching,
+        if page.matching == 1 {
+            "device"
+        } else {
+            "devices"
+        }
+    ));
+    match &page.next {
+        Some(next) => out.push_str(&format!("; next page: --after {}\n", next.encode())),
+        None => out.push('\n'),
+    }
+    out
+}
+
+/// The summary and the failures by check, and a blank line.
+pub fn summary(page: &FleetPage) -> String {
     let summary = &page.summary;
     let mut out = format!(
         "{} devices: {} leaky, {} silent, {} unknown, {} compliant\n",
@@ -27,35 +54,28 @@ pub fn fleet(page: &FleetPage, now: Timestamp) -> String {
         out.push_str(&format!("failures by check: {}\n", failures.join(", ")));
     }
     out.push('\n');
+    out
+}
 
-    if page.devices.is_empty() {
-        out.push_str(empty_message(page));
-        out.push('\n');
-        return out;
-    }
-
+/// Devices as table lines (after the column names when `header`), ending
+/// with a newline.
+pub fn devices(rows: &[DeviceRow], now: Timestamp, header: bool) -> String {
     let mut table = Table::new();
     table.load_style(presets::NOTHING);
-    table.set_header([
-        "HOSTNAME",
-        "STATUS",
-        "FAILING CHECKS",
-        "OS",
-        "LAST SEEN",
-        "ID",
-    ]);
-    for row in &page.devices {
+    if header {
+        table.set_header([
+            "HOSTNAME",
+            "STATUS",
+            "FAILING CHECKS",
+            "OS",
+            "LAST SEEN",
+            "ID",
+        ]);
+    }
+    for row in rows {
         table.add_row(device_cells(row, now));
     }
-    out.push_str(&table.trim_fmt());
-    out.push('\n');
-
-    let position = Position::of(page);
-    out.push_str(&format!(
-        "\nshowing {}–{} of {} (page {} of {})\n",
-        position.first, position.last, page.matching, page.page, position.pages
-    ));
-    out
+    format!("{}\n", table.trim_fmt())
 }
 
 fn device_cells(row: &DeviceRow, now: Timestamp) -> [String; 6] {
@@ -92,7 +112,7 @@ fn empty_message(page: &FleetPage) -> &'static str {
     } else if page.matching == 0 {
         "No devices match this filter."
     } else {
-        "No devices on this page: the matching devices fit on fewer pages."
+        "No devices on this page: the matching devices came before it."
     }
 }
 
@@ -133,6 +153,27 @@ mod tests {
         let text = fleet(&page, fixture::now());
         assert!(text.contains("No devices match this filter."), "{text}");
         assert!(!text.contains("showing"), "{text}");
+    }
+
+    #[test]
+    fn the_last_page_names_no_next() {
+        let mut page = fixture::fleet_page();
+        page.next = None;
+        page.devices.truncate(1);
+        let text = fleet(&page, fixture::now());
+        assert!(
+            text.ends_with("showing 1 of 5 matching devices\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn pages_after_the_first_leave_out_the_column_names() {
+        let rows = fixture::fleet_page().devices;
+        assert!(devices(&rows, fixture::now(), true).starts_with(" HOSTNAME"));
+        let more = devices(&rows[1..], fixture::now(), false);
+        assert!(!more.contains("HOSTNAME"), "{more}");
+        assert!(more.contains("build-07"), "{more}");
     }
 
     #[test]

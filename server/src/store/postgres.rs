@@ -32,7 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
-use shipshape_core::{Facts, Policy};
+use shipshape_core::Facts;
 use tokio_postgres::NoTls;
 
 pub use url::PostgresUrl;
@@ -40,8 +40,9 @@ pub use url::PostgresUrl;
 use super::sql::{self, PreparedReport};
 use super::{ActivePolicy, Recorded, Store, StoreError};
 use crate::model::{
-    DeviceDetail, DeviceKey, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice,
-    NewToken, Regraded, Staleness, StoredPolicy, TokenInfo,
+    DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery, FleetSummary,
+    IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness, StoredPolicy,
+    TokenInfo,
 };
 
 /// A pooled connection.
@@ -217,11 +218,13 @@ impl Store for PostgresStore {
         )
         .await?;
         let transaction = client.transaction().await?;
-        let recorded = write::record_report(&transaction, &report, &policy.policy).await?;
+        let recorded = write::record_report(&transaction, &report, policy).await?;
         match recorded {
             Recorded::Stored(_) | Recorded::AlreadyStored(_) => transaction.commit().await?,
             // Nothing of a refused report is kept, its nonce included.
-            Recorded::ReplayedNonce | Recorded::IdTakenByAnotherDevice => {
+            Recorded::ReplayedNonce
+            | Recorded::IdTakenByAnotherDevice
+            | Recorded::PolicyOutdated => {
                 transaction.rollback().await?;
             }
         }
@@ -239,20 +242,57 @@ impl Store for PostgresStore {
     async fn activate_policy(
         &self,
         text: &str,
-        policy: &Policy,
         now: Timestamp,
-    ) -> Result<(StoredPolicy, Regraded), StoreError> {
+    ) -> Result<(StoredPolicy, RegradeProgress), StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
-        let activated = write::activate_policy(&transaction, text, policy, now).await?;
+        let activated = write::activate_policy(&transaction, text, now).await?;
         transaction.commit().await?;
         Ok(activated)
     }
 
-    async fn fleet(&self, query: &FleetQuery) -> Result<FleetPage, StoreError> {
+    async fn active_policy_id(&self) -> Result<Option<i64>, StoreError> {
+        read::active_policy_id(&self.client().await?).await
+    }
+
+    async fn regrade_progress(&self) -> Result<Option<RegradeProgress>, StoreError> {
+        read::regrade_progress(&self.client().await?).await
+    }
+
+    async fn save_regrade(
+        &self,
+        batch: RegradeBatch,
+    ) -> Result<Option<RegradeProgress>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let saved = write::save_regrade(&transaction, &batch).await?;
+        match saved {
+            Some(_) => transaction.commit().await?,
+            None => transaction.rollback().await?,
+        }
+        Ok(saved)
+    }
+
+    async fn device_states(&self, after: &str, limit: u32) -> Result<Vec<DeviceState>, StoreError> {
         let mut client = self.client().await?;
         let snapshot = read::snapshot(&mut client).await?;
-        let page = read::fleet(&snapshot, query).await?;
+        let states = read::device_states(&snapshot, after, limit).await?;
+        snapshot.commit().await?;
+        Ok(states)
+    }
+
+    async fn fleet_summary(&self, query: &FleetQuery) -> Result<FleetSummary, StoreError> {
+        let mut client = self.client().await?;
+        let snapshot = read::snapshot(&mut client).await?;
+        let summary = read::fleet_summary(&snapshot, query).await?;
+        snapshot.commit().await?;
+        Ok(summary)
+    }
+
+    async fn fleet_devices(&self, query: &FleetQuery) -> Result<DevicePage, StoreError> {
+        let mut client = self.client().await?;
+        let snapshot = read::snapshot(&mut client).await?;
+        let page = read::fleet_devices(&snapshot, query).await?;
         snapshot.commit().await?;
         Ok(page)
     }

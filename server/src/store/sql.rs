@@ -1,8 +1,10 @@
 //! What the SQL backends share: the schema's migrations, the fleet report's
-//! queries and paging ([`fleet`]), and how the model is kept in columns.
+//! queries ([`fleet`]), re-grading's and the maintained counts' statements
+//! ([`regrade`]), and how the model is kept in columns.
 //! Everything here is pure; each backend runs it on its own connections.
 
 pub(super) mod fleet;
+pub(super) mod regrade;
 
 use jiff::{SignedDuration, Timestamp};
 use shipshape_core::Facts;
@@ -22,6 +24,7 @@ use crate::model::{
 pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_leaks_in_table_order.sql"),
+    include_str!("migrations/0003_fleet_at_scale.sql"),
 ];
 
 /// Records which migrations ran; created before the first one.
@@ -57,8 +60,8 @@ pub(super) const NONCE_MEMORY: SignedDuration = SignedDuration::from_mins(15);
 /// How often a server forgets old nonces, at most.
 pub(super) const PRUNE_NONCES_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
-/// How many devices a policy change re-grades per query.
-pub(super) const REGRADE_CHUNK: i64 = 256;
+/// The id of the active policy (the newest), or NULL before the first.
+pub(super) const ACTIVE_POLICY_ID: &str = "SELECT MAX(id) FROM policies";
 
 /// The reports the device page lists.
 pub(super) const DEVICE_PAGE_REPORTS: i64 = 50;
@@ -161,18 +164,6 @@ pub(super) fn readable_facts(device_id: &str, json: Option<&str>) -> Option<Fact
             })
             .ok()
     })
-}
-
-/// The facts a policy change re-grades a device from; `None` (the device
-/// keeps its grade) when they are unreadable.
-pub(super) fn facts_to_regrade(device_id: &str, json: &str) -> Option<Facts> {
-    serde_json::from_str(json)
-        .inspect_err(|error| {
-            tracing::warn!(
-                "device {device_id} keeps its grade: its last facts are unreadable ({error})"
-            );
-        })
-        .ok()
 }
 
 /// A report with its JSON serialized, ready for its transaction.

@@ -12,9 +12,12 @@
 //!
 //! The SQL is kept portable: the migrations (`store/migrations/`) and the
 //! fleet report's queries are shared with PostgreSQL (`store/sql.rs`); only
-//! the pragmas, `BEGIN IMMEDIATE` and the placeholders (`?1`, `:name`) are
+//! the pragmas, `BEGIN IMMEDIATE`, the placeholders (`?1`, `:name`), the
+//! two-argument `MAX` (PostgreSQL's `GREATEST`), and the planner hints of
+//! the fleet's reads (`INDEXED BY`, `+column`, see [`sql::Dialect`]) are
 //! SQLite's own.
 
+mod fleet;
 mod read;
 mod write;
 mod writer;
@@ -30,15 +33,16 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, ToSql};
+use shipshape_core::Facts;
 use shipshape_core::wire::DeviceStatus;
-use shipshape_core::{Facts, Policy};
 use tokio::sync::Semaphore;
 
 use super::sql::{self, PreparedReport};
 use super::{ActivePolicy, Recorded, Store, StoreError};
 use crate::model::{
-    DeviceDetail, DeviceKey, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice,
-    NewToken, Regraded, Staleness, StoredPolicy, TokenInfo,
+    DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery, FleetSummary,
+    IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness, StoredPolicy,
+    TokenInfo,
 };
 use writer::Writer;
 
@@ -335,11 +339,11 @@ impl Store for SqliteStore {
         // Serialized here, on the caller's thread, to keep the one writer
         // thread for what only it can do.
         let prepared = PreparedReport::new(report)?;
-        let policy = policy.policy.clone();
+        let (policy, policy_id) = (policy.policy.clone(), policy.stored.id);
         self.writer
             .run(move |connection, state| {
                 let received_at = prepared.received_at;
-                let recorded = write::record_report(connection, &prepared, &policy)?;
+                let recorded = write::record_report(connection, &prepared, &policy, policy_id)?;
                 state.prune_nonces(connection, received_at, received_at - sql::NONCE_MEMORY)?;
                 Ok(recorded)
             })
@@ -359,19 +363,46 @@ impl Store for SqliteStore {
     async fn activate_policy(
         &self,
         text: &str,
-        policy: &Policy,
         now: Timestamp,
-    ) -> Result<(StoredPolicy, Regraded), StoreError> {
+    ) -> Result<(StoredPolicy, RegradeProgress), StoreError> {
         let text = text.to_owned();
-        let policy = policy.clone();
         self.writer
-            .run(move |connection, _| write::activate_policy(connection, &text, &policy, now))
+            .run(move |connection, _| write::activate_policy(connection, &text, now))
             .await
     }
 
-    async fn fleet(&self, query: &FleetQuery) -> Result<FleetPage, StoreError> {
+    async fn active_policy_id(&self) -> Result<Option<i64>, StoreError> {
+        self.read(read::active_policy_id).await
+    }
+
+    async fn regrade_progress(&self) -> Result<Option<RegradeProgress>, StoreError> {
+        self.read(read::regrade_progress).await
+    }
+
+    async fn save_regrade(
+        &self,
+        batch: RegradeBatch,
+    ) -> Result<Option<RegradeProgress>, StoreError> {
+        self.writer
+            .run(move |connection, _| write::save_regrade(connection, &batch))
+            .await
+    }
+
+    async fn device_states(&self, after: &str, limit: u32) -> Result<Vec<DeviceState>, StoreError> {
+        let after = after.to_owned();
+        self.read(move |connection| read::device_states(connection, &after, limit))
+            .await
+    }
+
+    async fn fleet_summary(&self, query: &FleetQuery) -> Result<FleetSummary, StoreError> {
         let query = query.clone();
-        self.read(move |connection| read::fleet(connection, &query))
+        self.read(move |connection| fleet::summary(connection, &query))
+            .await
+    }
+
+    async fn fleet_devices(&self, query: &FleetQuery) -> Result<DevicePage, StoreError> {
+        let query = query.clone();
+        self.read(move |connection| fleet::devices(connection, &query))
             .await
     }
 

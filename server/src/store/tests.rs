@@ -17,9 +17,11 @@ use super::{ActivePolicy, Recorded, Store};
 use crate::grade::fixtures::{
     default_policy, open_firewall, pending_security_update, policy, shipshape, unknown_firewall,
 };
+use crate::keyset::{rank, sort_key};
 use crate::model::{
-    DeviceDetail, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice, NewToken,
-    Staleness, StoredPolicy, TokenKind, TransitionKind,
+    DeviceDetail, DeviceRow, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice,
+    NewToken, RegradeProgress, RegradeState, Staleness, StoredPolicy, Summary, TokenKind,
+    TransitionKind,
 };
 
 /// Generates one `#[tokio::test]` per story for the backend `$fresh`
@@ -39,6 +41,12 @@ macro_rules! every_story {
             the_fleet_filtered_by_a_check_follows_every_change,
             revoked_devices_stay_listed,
             concurrent_reports_are_each_stored_exactly_once,
+            keyset_pages_list_every_device_once_in_order_while_reports_arrive,
+            the_counts_equal_a_recount_after_every_kind_of_write,
+            a_regrade_goes_in_batches_resumes_and_is_superseded,
+            a_report_during_a_regrade_keeps_its_grade,
+            simulating_a_policy_changes_nothing,
+            a_report_graded_by_a_replaced_policy_is_refused,
         );
     };
     (@each $fresh:path; $($story:ident),* $(,)?) => {
@@ -170,10 +178,62 @@ pub(crate) fn query(now: Timestamp) -> FleetQuery {
     FleetQuery {
         status: None,
         check: None,
-        page: 1,
+        after: None,
         per_page: 50,
         staleness: staleness(now),
     }
+}
+
+/// The fleet report for `query`: its counts and one page.
+pub(crate) async fn fleet(store: &dyn Store, query: &FleetQuery) -> FleetPage {
+    crate::api::fleet_page(store, query).await.unwrap()
+}
+
+/// Every device `query` matches from its `after` on, following each page's
+/// `next`, with how many pages that took.
+pub(crate) async fn every_page(store: &dyn Store, query: &FleetQuery) -> (Vec<DeviceRow>, usize) {
+    let mut query = query.clone();
+    let mut rows = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = store.fleet_devices(&query).await.unwrap();
+        pages += 1;
+        assert!(page.devices.len() <= query.per_page as usize);
+        assert!(pages <= 1000, "paging does not end: {:?}", page.next);
+        rows.extend(page.devices);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return (rows, pages),
+        }
+    }
+}
+
+/// The `n`th page (1-based) of `query`, reached by following `next`.
+async fn nth_page(store: &dyn Store, query: &FleetQuery, n: usize) -> FleetPage {
+    let mut query = query.clone();
+    for _ in 1..n {
+        let page = store.fleet_devices(&query).await.unwrap();
+        query.after = page.next;
+        assert!(query.after.is_some(), "there is no page {n}");
+    }
+    fleet(store, &query).await
+}
+
+/// Runs the re-grade of the stored policy `text` to its end, grading at `at`.
+async fn regrade(
+    store: &dyn Store,
+    text: &str,
+    stored: &StoredPolicy,
+    at: Timestamp,
+) -> RegradeProgress {
+    let active = ActivePolicy {
+        policy: policy(text),
+        stored: stored.clone(),
+    };
+    crate::regrade::run(store, &active, || at)
+        .await
+        .unwrap()
+        .expect("a re-grade")
 }
 
 /// A fleet page's device table, in order, as (hostname, status).
@@ -396,7 +456,7 @@ pub(crate) async fn a_report_is_graded_by_the_server_and_acknowledged(store: &dy
     assert_eq!(after.reports[0].status, DeviceStatus::Compliant);
     assert!(after.transitions.is_empty());
 
-    let page = store.fleet(&query(at)).await.unwrap();
+    let page = fleet(store, &query(at)).await;
     assert_eq!(page.summary.total, 1);
     assert_eq!(page.summary.compliant, 1);
     assert_eq!(page.devices[0], after.device);
@@ -607,18 +667,20 @@ pub(crate) async fn grace_counts_across_reports_and_transitions_are_logged(store
 
 pub(crate) async fn a_policy_change_regrades_every_device(store: &dyn Store) {
     assert_eq!(store.active_policy().await.unwrap(), None);
+    assert_eq!(store.regrade_progress().await.unwrap(), None);
     let strict_text = include_str!("../../../policies/default.toml");
     let strict = default_policy();
-    let (first, regraded) = store
-        .activate_policy(strict_text, &strict, t0())
-        .await
-        .unwrap();
-    assert_eq!(regraded.devices, 0);
+    let (first, progress) = store.activate_policy(strict_text, t0()).await.unwrap();
     assert_eq!(first.activated_at, t0());
     assert!(
         first.etag.starts_with('"') && first.etag.ends_with('"') && first.etag.len() > 10,
         "{}",
         first.etag
+    );
+    assert_eq!(
+        (progress.policy_id, progress.state, progress.devices),
+        (first.id, RegradeState::Done, 0),
+        "no device: nothing to re-grade"
     );
     let strict_active = ActivePolicy {
         policy: strict.clone(),
@@ -644,15 +706,37 @@ pub(crate) async fn a_policy_change_regrades_every_device(store: &dyn Store) {
 
     let lenient_text = "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
     let later = at + hours(1);
-    let (second, regraded) = store
-        .activate_policy(lenient_text, &policy(lenient_text), later)
-        .await
-        .unwrap();
+    let (second, started) = store.activate_policy(lenient_text, later).await.unwrap();
     assert!(second.id > first.id);
     assert_ne!(second.etag, first.etag);
-    assert_eq!(regraded.devices, 2, "only devices with facts are re-graded");
-    assert_eq!(regraded.changed_status, 1);
     assert_eq!(store.active_policy().await.unwrap(), Some(second.clone()));
+    assert_eq!(
+        (
+            started.policy_id,
+            started.state,
+            started.devices,
+            started.done
+        ),
+        (second.id, RegradeState::Running, 3, 0)
+    );
+    assert_eq!(started.started_at, later);
+    assert_eq!(store.regrade_progress().await.unwrap(), Some(started));
+    assert_eq!(
+        detail(store, &leaky, later).await.device.status,
+        DeviceStatus::Leaky,
+        "activating stores the policy; the re-grade does the grading"
+    );
+
+    let done = regrade(store, lenient_text, &second, later).await;
+    assert_eq!(done.state, RegradeState::Done);
+    assert_eq!(
+        (done.devices, done.done),
+        (3, 3),
+        "every device looked at once"
+    );
+    assert_eq!(done.changed_status, 1);
+    assert_eq!(done.finished_at, Some(later));
+    assert_eq!(store.regrade_progress().await.unwrap(), Some(done.clone()));
 
     let after = detail(store, &leaky, later).await;
     assert_eq!(after.device.status, DeviceStatus::Compliant);
@@ -669,33 +753,40 @@ pub(crate) async fn a_policy_change_regrades_every_device(store: &dyn Store) {
         DeviceStatus::Leaky,
         "history is not rewritten"
     );
-    let page = store.fleet(&query(later)).await.unwrap();
+    let page = fleet(store, &query(later)).await;
     assert!(page.failures_by_check.is_empty());
     assert_eq!(
         detail(store, &never_reported, later).await.device.status,
         DeviceStatus::Unknown
     );
+    // Running it again finds it done and changes nothing.
+    assert_eq!(
+        regrade(store, lenient_text, &second, later + hours(1)).await,
+        done
+    );
 
     // The same text again changes nothing and adds no history.
-    let (same, regraded) = store
-        .activate_policy(lenient_text, &policy(lenient_text), later + hours(1))
+    let (same, progress) = store
+        .activate_policy(lenient_text, later + hours(1))
         .await
         .unwrap();
     assert_eq!(same, second);
-    assert_eq!(regraded.devices, 0);
+    assert_eq!(progress, done);
 
     // Back to the strict policy: the leak springs again.
-    let (third, regraded) = store
-        .activate_policy(strict_text, &strict, later + hours(2))
+    let (third, _) = store
+        .activate_policy(strict_text, later + hours(2))
         .await
         .unwrap();
     assert!(third.id > second.id);
     assert_eq!(third.etag, first.etag, "the same text has the same ETag");
-    assert_eq!(regraded.changed_status, 1);
+    let done = regrade(store, strict_text, &third, later + hours(2)).await;
+    assert_eq!(done.changed_status, 1);
     let after = detail(store, &leaky, later + hours(2)).await;
     assert_eq!(after.device.status, DeviceStatus::Leaky);
     assert_eq!(after.device.failing_checks, ["firewall"]);
     assert_eq!(after.transitions[0].kind, TransitionKind::SprangLeak);
+    assert_eq!(after.transitions[0].at, later + hours(2));
 }
 
 pub(crate) async fn the_fleet_is_counted_filtered_sorted_and_paged(store: &dyn Store) {
@@ -752,7 +843,7 @@ pub(crate) async fn the_fleet_is_counted_filtered_sorted_and_paged(store: &dyn S
     enroll(store, "never-reported-old", long_ago).await;
     enroll(store, "never-reported-new", now - hours(2)).await;
 
-    let page = store.fleet(&query(now)).await.unwrap();
+    let page = fleet(store, &query(now)).await;
     let summary = &page.summary;
     assert_eq!(
         (
@@ -791,10 +882,10 @@ pub(crate) async fn the_fleet_is_counted_filtered_sorted_and_paged(store: &dyn S
     assert_eq!(alpha.last_seen, Some(recently));
     assert_eq!(page.devices[3].last_seen, None);
 
-    let filtered = |status, check: Option<&str>, page, per_page| FleetQuery {
+    let filtered = |status, check: Option<&str>, per_page| FleetQuery {
         status,
         check: check.map(str::to_owned),
-        page,
+        after: None,
         per_page,
         staleness: staleness(now),
     };
@@ -805,10 +896,7 @@ pub(crate) async fn the_fleet_is_counted_filtered_sorted_and_paged(store: &dyn S
             .collect()
     };
 
-    let silent = store
-        .fleet(&filtered(Some(Silent), None, 1, 50))
-        .await
-        .unwrap();
+    let silent = fleet(store, &filtered(Some(Silent), None, 50)).await;
     assert_eq!(hostnames(&silent), ["gone-leaky", "never-reported-old"]);
     assert_eq!(silent.matching, 2);
     assert_eq!(
@@ -816,53 +904,51 @@ pub(crate) async fn the_fleet_is_counted_filtered_sorted_and_paged(store: &dyn S
         "the summary is the whole fleet's"
     );
 
-    let leaky = store
-        .fleet(&filtered(Some(Leaky), None, 1, 50))
-        .await
-        .unwrap();
+    let leaky = fleet(store, &filtered(Some(Leaky), None, 50)).await;
     assert_eq!(hostnames(&leaky), ["alpha", "zeta"]);
 
-    let firewall = store
-        .fleet(&filtered(None, Some("firewall"), 1, 50))
-        .await
-        .unwrap();
+    let firewall = fleet(store, &filtered(None, Some("firewall"), 50)).await;
     assert_eq!(hostnames(&firewall), ["alpha", "zeta", "gone-leaky"]);
     assert_eq!(firewall.matching, 3);
 
-    let leaky_firewall = store
-        .fleet(&filtered(Some(Silent), Some("firewall"), 1, 50))
-        .await
-        .unwrap();
+    let leaky_firewall = fleet(store, &filtered(Some(Silent), Some("firewall"), 50)).await;
     assert_eq!(hostnames(&leaky_firewall), ["gone-leaky"]);
 
-    let none = store
-        .fleet(&filtered(None, Some("ssh-keys"), 1, 50))
-        .await
-        .unwrap();
+    let none = fleet(store, &filtered(None, Some("ssh-keys"), 50)).await;
     assert!(none.devices.is_empty());
     assert_eq!(none.matching, 0);
 
-    let second_page = store.fleet(&filtered(None, None, 2, 3)).await.unwrap();
+    let first_page = fleet(store, &filtered(None, None, 3)).await;
+    assert_eq!(hostnames(&first_page), ["alpha", "zeta", "gone-leaky"]);
+    assert_eq!((first_page.per_page, first_page.matching), (3, 8));
+    let second_page = nth_page(store, &filtered(None, None, 3), 2).await;
     assert_eq!(
         hostnames(&second_page),
         ["never-reported-old", "mystery", "never-reported-new"]
     );
-    assert_eq!((second_page.page, second_page.per_page), (2, 3));
     assert_eq!(second_page.matching, 8);
-    let past_the_end = store.fleet(&filtered(None, None, 4, 3)).await.unwrap();
-    assert!(past_the_end.devices.is_empty());
-    assert_eq!(past_the_end.matching, 8);
+    let last_page = nth_page(store, &filtered(None, None, 3), 3).await;
+    assert_eq!(hostnames(&last_page), ["beta", "Carl"]);
+    assert_eq!(last_page.next, None, "the last page has no next");
+    let exactly_full = nth_page(store, &filtered(None, None, 4), 2).await;
+    assert_eq!(
+        hostnames(&exactly_full),
+        ["mystery", "never-reported-new", "beta", "Carl"]
+    );
+    assert_eq!(
+        exactly_full.next, None,
+        "a full last page has no next either"
+    );
 
     // Time passes: everyone goes silent.
-    let much_later = store.fleet(&query(now + days(3))).await.unwrap();
+    let much_later = fleet(store, &query(now + days(3))).await;
     assert_eq!(much_later.summary.silent, 8);
 }
 
 pub(crate) async fn the_fleet_filtered_by_a_check_follows_every_change(store: &dyn Store) {
     use DeviceStatus::{Leaky, Silent};
     let strict_text = include_str!("../../../policies/default.toml");
-    let strict = default_policy();
-    let graded = active(strict.clone());
+    let graded = active(default_policy());
     let now = t0() + days(10);
     let recently = now - hours(3);
     let long_ago = now - days(5);
@@ -893,16 +979,14 @@ pub(crate) async fn the_fleet_filtered_by_a_check_follows_every_change(store: &d
     // Failing the firewall check, in table order: leaky first, then silent,
     // each group by hostname; `per_page` devices from page `page`.
     let firewall = async |status, page, per_page, now| {
-        let page = store
-            .fleet(&FleetQuery {
-                status,
-                check: Some("firewall".to_owned()),
-                page,
-                per_page,
-                staleness: staleness(now),
-            })
-            .await
-            .unwrap();
+        let query = FleetQuery {
+            status,
+            check: Some("firewall".to_owned()),
+            after: None,
+            per_page,
+            staleness: staleness(now),
+        };
+        let page = nth_page(store, &query, page).await;
         let rows: Vec<(String, DeviceStatus)> = page
             .devices
             .iter()
@@ -989,15 +1073,14 @@ pub(crate) async fn the_fleet_filtered_by_a_check_follows_every_change(store: &d
     // filtered table; back to the strict one, every leak returns with the
     // device's current name and last contact.
     let lenient_text = "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
-    store
-        .activate_policy(lenient_text, &policy(lenient_text), now)
-        .await
-        .unwrap();
+    let (lenient, _) = store.activate_policy(lenient_text, now).await.unwrap();
+    regrade(store, lenient_text, &lenient, now).await;
     assert_eq!(firewall(None, 1, 50, now).await, (rows(&[]), 0));
-    store
-        .activate_policy(strict_text, &strict, now + hours(1))
+    let (strict, _) = store
+        .activate_policy(strict_text, now + hours(1))
         .await
         .unwrap();
+    regrade(store, strict_text, &strict, now + hours(1)).await;
     assert_eq!(firewall(None, 1, 50, now).await, (after_reports, 4));
 
     // Time passes: every device goes silent, in one group by hostname.
@@ -1027,7 +1110,7 @@ pub(crate) async fn revoked_devices_stay_listed(store: &dyn Store) {
     assert!(store.revoke_device(&device, t0() + hours(1)).await.unwrap());
     assert!(!store.revoke_device("no-such-device", t0()).await.unwrap());
     assert!(store.device_key(&device).await.unwrap().unwrap().revoked);
-    let page = store.fleet(&query(t0() + hours(2))).await.unwrap();
+    let page = fleet(store, &query(t0() + hours(2))).await;
     assert_eq!(page.devices.len(), 1);
     assert!(page.devices[0].revoked);
     assert_eq!(page.devices[0].status, DeviceStatus::Leaky);
@@ -1089,8 +1172,557 @@ pub(crate) async fn concurrent_reports_are_each_stored_exactly_once(store: &dyn 
         let history = detail(store, device, t0()).await;
         assert_eq!(history.reports.len(), 10, "{device}");
     }
-    let page = store.fleet(&query(t0() + hours(1))).await.unwrap();
+    let page = fleet(store, &query(t0() + hours(1))).await;
     assert_eq!(page.summary.total, 20);
+}
+
+/// The policy of the stories that need unknown devices: the default one,
+/// with unknown findings reported rather than leaking.
+fn reporting_text() -> String {
+    include_str!("../../../policies/default.toml")
+        .replace("unknown = \"leak\"", "unknown = \"report\"")
+}
+
+pub(crate) const LENIENT: &str =
+    "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
+
+/// Where a row sorts in the device table: group, key, hostname, id.
+fn table_key(row: &DeviceRow) -> (u8, String, String, String) {
+    (
+        rank(row.status),
+        sort_key(&row.hostname),
+        row.hostname.clone(),
+        row.id.clone(),
+    )
+}
+
+fn ids(rows: &[DeviceRow]) -> Vec<&str> {
+    rows.iter().map(|row| row.id.as_str()).collect()
+}
+
+pub(crate) async fn keyset_pages_list_every_device_once_in_order_while_reports_arrive(
+    store: &dyn Store,
+) {
+    let graded = active(policy(&reporting_text()));
+    let now = t0() + days(10);
+    let recently = now - hours(1);
+    let long_ago = now - days(5);
+    // Mixed case, shared hostnames (ordered by id), every group.
+    let mut reported = Vec::new();
+    for n in 0..30_u32 {
+        let hostname = match n % 5 {
+            0 => format!("Host-{n:02}"),
+            1 => format!("host-{n:02}"),
+            2 => "twin".to_owned(),
+            3 => format!("z{:02}", 30 - n),
+            _ => format!("A{n}"),
+        };
+        let kind = n % 4;
+        let at = if kind == 3 { long_ago } else { recently };
+        let facts = |hostname: &str, at| match kind {
+            1 => shipshape(hostname, at),
+            2 => unknown_firewall(shipshape(hostname, at)),
+            _ => open_firewall(shipshape(hostname, at)),
+        };
+        let device = enroll(store, &hostname, long_ago - days(1)).await;
+        stored(store, report(&device, facts(&hostname, at), at), &graded).await;
+        reported.push((device, hostname, kind, at));
+    }
+    for n in 0..3 {
+        enroll(store, &format!("never-{n}"), long_ago).await;
+    }
+    let all = FleetQuery {
+        per_page: 1000,
+        ..query(now)
+    };
+    let (before, pages) = every_page(store, &all).await;
+    assert_eq!((before.len(), pages), (33, 1));
+    let keys: Vec<_> = before.iter().map(table_key).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "one page is in table order");
+    let groups: Vec<DeviceStatus> = before.iter().map(|row| row.status).collect();
+    assert!(groups.contains(&DeviceStatus::Unknown) && groups.contains(&DeviceStatus::Silent));
+
+    // Page by page, while every listed device reports again (graded the
+    // same, so its place stays) and new devices enroll.
+    for (filter, per_page) in [(None, 4), (Some("firewall"), 3)] {
+        let query = FleetQuery {
+            check: filter.map(str::to_owned),
+            per_page,
+            ..query(now)
+        };
+        let (expected, _) = every_page(
+            store,
+            &FleetQuery {
+                per_page: 1000,
+                ..query.clone()
+            },
+        )
+        .await;
+        let mut walked = Vec::new();
+        let mut cursor = query.clone();
+        let mut minute = 0;
+        loop {
+            let page = store.fleet_devices(&cursor).await.unwrap();
+            assert!(page.devices.len() <= per_page as usize);
+            assert!(walked.len() < 1000, "paging does not end: {:?}", page.next);
+            for row in &page.devices {
+                if let Some((device, hostname, kind, at)) =
+                    reported.iter().find(|(device, ..)| *device == row.id)
+                {
+                    minute += 1;
+                    let at = *at + SignedDuration::from_mins(minute);
+                    let facts = match kind {
+                        1 => shipshape(hostname, at),
+                        2 => unknown_firewall(shipshape(hostname, at)),
+                        _ => open_firewall(shipshape(hostname, at)),
+                    };
+                    stored(store, report(device, facts, at), &graded).await;
+                }
+            }
+            enroll(store, &format!("new-{minute}"), now - hours(2)).await;
+            walked.extend(page.devices);
+            match page.next {
+                Some(next) => cursor.after = Some(next),
+                None => break,
+            }
+        }
+        let keys: Vec<_> = walked.iter().map(table_key).collect();
+        assert!(
+            keys.windows(2).all(|pair| pair[0] < pair[1]),
+            "{filter:?}: in table order, no device twice: {keys:?}"
+        );
+        let originals: Vec<DeviceRow> = walked
+            .iter()
+            .filter(|row| !row.hostname.starts_with("new-"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            ids(&originals),
+            ids(&expected),
+            "{filter:?}: every device that was there, exactly once"
+        );
+    }
+}
+
+/// Asserts the fleet's counts (as the store keeps them) equal a recount
+/// of the device table, for every filter.
+async fn assert_counts_agree(store: &dyn Store, now: Timestamp, after: &str) {
+    let everything = FleetQuery {
+        per_page: 7,
+        ..query(now)
+    };
+    let (rows, _) = every_page(store, &everything).await;
+    let mut recount = Summary::default();
+    let mut checks = std::collections::BTreeMap::<String, u64>::new();
+    for row in &rows {
+        recount.total += 1;
+        match row.status {
+            DeviceStatus::Leaky => recount.leaky += 1,
+            DeviceStatus::Silent => recount.silent += 1,
+            DeviceStatus::Unknown => recount.unknown += 1,
+            DeviceStatus::Compliant => recount.compliant += 1,
+        }
+        for check in &row.failing_checks {
+            *checks.entry(check.clone()).or_default() += 1;
+        }
+    }
+    let counts = store.fleet_summary(&everything).await.unwrap();
+    assert_eq!(counts.summary, recount, "after {after}");
+    let kept: std::collections::BTreeMap<String, u64> = counts
+        .failures_by_check
+        .iter()
+        .map(|failures| (failures.check.clone(), failures.devices))
+        .collect();
+    assert_eq!(kept, checks, "after {after}");
+    assert_eq!(counts.matching, recount.total, "after {after}");
+    for status in crate::keyset::GROUPS {
+        for check in [None, Some("firewall"), Some("os-updates")] {
+            let filtered = FleetQuery {
+                status: Some(status),
+                check: check.map(str::to_owned),
+                ..everything.clone()
+            };
+            let listed = every_page(store, &filtered).await.0;
+            let expected: Vec<&DeviceRow> = rows
+                .iter()
+                .filter(|row| row.status == status)
+                .filter(|row| {
+                    check.is_none_or(|check| row.failing_checks.iter().any(|c| c == check))
+                })
+                .collect();
+            assert_eq!(
+                listed.len(),
+                expected.len(),
+                "after {after}: {status} {check:?}"
+            );
+            let matching = store.fleet_summary(&filtered).await.unwrap().matching;
+            assert_eq!(
+                matching,
+                expected.len() as u64,
+                "after {after}: {status} {check:?}"
+            );
+        }
+    }
+}
+
+pub(crate) async fn the_counts_equal_a_recount_after_every_kind_of_write(store: &dyn Store) {
+    let reporting = reporting_text();
+    let (stored_policy, _) = store.activate_policy(&reporting, t0()).await.unwrap();
+    let graded = ActivePolicy {
+        policy: policy(&reporting),
+        stored: stored_policy,
+    };
+    let now = t0() + days(20);
+    assert_counts_agree(store, now, "nothing").await;
+    let ada = enroll(store, "ada", t0()).await;
+    let bob = enroll(store, "Bob", now - hours(5)).await;
+    assert_counts_agree(store, now, "enrollments").await;
+
+    let at = now - hours(4);
+    let first = report(&ada, open_firewall(shipshape("ada", at)), at);
+    stored(store, first.clone(), &graded).await;
+    assert_counts_agree(store, now, "a leak").await;
+    let mut retry = first.clone();
+    retry.nonce = "retry".into();
+    assert!(matches!(
+        store.record_report(retry, &graded).await.unwrap(),
+        Recorded::AlreadyStored(_)
+    ));
+    assert_eq!(
+        store.record_report(first, &graded).await.unwrap(),
+        Recorded::ReplayedNonce
+    );
+    assert_counts_agree(store, now, "a retry and a replay").await;
+
+    let at = now - days(19);
+    stored(
+        store,
+        report(&bob, unknown_firewall(shipshape("Bob", at)), at),
+        &graded,
+    )
+    .await;
+    assert_counts_agree(store, now, "an unknown report, long ago (silent)").await;
+    let at = now - hours(3);
+    stored(
+        store,
+        report(
+            &bob,
+            open_firewall(pending_security_update(shipshape("bob", at))),
+            at,
+        ),
+        &graded,
+    )
+    .await;
+    assert_counts_agree(store, now, "a second check failing, in grace").await;
+    let later = now + days(15);
+    stored(
+        store,
+        report(
+            &bob,
+            open_firewall(pending_security_update(shipshape("bob", later))),
+            later,
+        ),
+        &graded,
+    )
+    .await;
+    assert_counts_agree(store, later, "a second leak past grace").await;
+    let at = later + hours(1);
+    stored(
+        store,
+        report(&ada, shipshape("ada-renamed", at), at),
+        &graded,
+    )
+    .await;
+    assert_counts_agree(store, at, "a fix and a new name").await;
+    assert!(store.revoke_device(&ada, at).await.unwrap());
+    assert_counts_agree(store, at, "a revocation").await;
+
+    let (lenient, _) = store.activate_policy(LENIENT, at).await.unwrap();
+    regrade(store, LENIENT, &lenient, at).await;
+    assert_counts_agree(store, at, "a lenient policy's re-grade").await;
+    let (strict, _) = store.activate_policy(&reporting, at).await.unwrap();
+    regrade(store, &reporting, &strict, at).await;
+    assert_counts_agree(store, at, "a strict policy's re-grade").await;
+    assert_counts_agree(store, at + days(3), "time passing: all silent").await;
+}
+
+pub(crate) async fn a_regrade_goes_in_batches_resumes_and_is_superseded(store: &dyn Store) {
+    let strict_text = include_str!("../../../policies/default.toml");
+    let (strict, _) = store.activate_policy(strict_text, t0()).await.unwrap();
+    let graded = ActivePolicy {
+        policy: default_policy(),
+        stored: strict.clone(),
+    };
+    let at = t0() + hours(1);
+    let mut devices = Vec::new();
+    for n in 0..5 {
+        let hostname = format!("host-{n}");
+        let device = enroll(store, &hostname, t0()).await;
+        stored(
+            store,
+            report(&device, open_firewall(shipshape(&hostname, at)), at),
+            &graded,
+        )
+        .await;
+        devices.push(device);
+    }
+    devices.push(enroll(store, "never-reported", t0()).await);
+    devices.sort();
+    let status = async |device: &str| detail(store, device, at).await.device.status;
+
+    // A first server re-grades two devices, then stops.
+    let later = at + hours(1);
+    let (lenient, started) = store.activate_policy(LENIENT, later).await.unwrap();
+    assert_eq!((started.devices, started.after.as_str()), (6, ""));
+    let states = store.device_states("", 2).await.unwrap();
+    assert_eq!(ids_of(&states), devices[..2], "the first two, in id order");
+    assert_eq!(store.device_states(&devices[4], 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .device_states(&devices[5], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let first =
+        crate::regrade::grade_batch(&policy(LENIENT), lenient.id, String::new(), &states, later);
+    assert_eq!(
+        first.changes.len(),
+        2,
+        "both leaked under the strict policy"
+    );
+    let saved = store.save_regrade(first.clone()).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            saved.state,
+            saved.done,
+            saved.changed_status,
+            saved.after.as_str()
+        ),
+        (RegradeState::Running, 2, 2, devices[1].as_str())
+    );
+    assert_eq!(status(&devices[0]).await, DeviceStatus::Compliant);
+    assert_eq!(
+        status(&devices[2]).await,
+        DeviceStatus::Leaky,
+        "not re-graded yet"
+    );
+    assert_eq!(
+        store.save_regrade(first).await.unwrap(),
+        None,
+        "a batch read from where the re-grade no longer stands is refused"
+    );
+    assert_eq!(store.regrade_progress().await.unwrap(), Some(saved));
+
+    // Another server resumes where it stood: each device is re-graded once.
+    let done = regrade(store, LENIENT, &lenient, later).await;
+    assert_eq!(
+        (done.state, done.devices, done.done, done.changed_status),
+        (RegradeState::Done, 6, 6, 5)
+    );
+    for device in &devices {
+        let history = detail(store, device, later).await;
+        let by_policy = history
+            .transitions
+            .iter()
+            .filter(|t| t.report_id.is_none())
+            .count();
+        let reported = device != "never-reported" && !history.reports.is_empty();
+        assert_eq!(
+            by_policy,
+            usize::from(reported),
+            "{device}: {:?}",
+            history.transitions
+        );
+    }
+
+    // A newer policy supersedes an unfinished re-grade: its batches are refused.
+    let (strict_again, _) = store
+        .activate_policy(strict_text, later + hours(1))
+        .await
+        .unwrap();
+    let states = store.device_states("", 3).await.unwrap();
+    let batch = crate::regrade::grade_batch(
+        &default_policy(),
+        strict_again.id,
+        String::new(),
+        &states,
+        later + hours(1),
+    );
+    let saved = store.save_regrade(batch).await.unwrap().unwrap();
+    assert_eq!(saved.done, 3);
+    let (lenient_again, _) = store
+        .activate_policy(LENIENT, later + hours(2))
+        .await
+        .unwrap();
+    let rest = store.device_states(&saved.after, 10).await.unwrap();
+    let refused = crate::regrade::grade_batch(
+        &default_policy(),
+        strict_again.id,
+        saved.after.clone(),
+        &rest,
+        later + hours(1),
+    );
+    assert!(!refused.changes.is_empty());
+    assert_eq!(store.save_regrade(refused).await.unwrap(), None);
+    assert_eq!(
+        status(&devices[4]).await,
+        DeviceStatus::Compliant,
+        "nothing of it stored"
+    );
+    let strict_active = ActivePolicy {
+        policy: default_policy(),
+        stored: strict_again,
+    };
+    let current = crate::regrade::run(store, &strict_active, || later + hours(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (current.policy_id, current.state, current.done),
+        (lenient_again.id, RegradeState::Running, 0),
+        "the superseded re-grade does nothing and says which one runs"
+    );
+    assert_eq!(status(&devices[0]).await, DeviceStatus::Leaky);
+    let done = regrade(store, LENIENT, &lenient_again, later + hours(2)).await;
+    assert_eq!((done.done, done.changed_status), (6, 3));
+    for device in &devices {
+        assert_ne!(status(device).await, DeviceStatus::Leaky, "{device}");
+    }
+}
+
+fn ids_of(states: &[crate::model::DeviceState]) -> Vec<String> {
+    states.iter().map(|state| state.id.clone()).collect()
+}
+
+pub(crate) async fn a_report_during_a_regrade_keeps_its_grade(store: &dyn Store) {
+    let strict_text = include_str!("../../../policies/default.toml");
+    let (strict, _) = store.activate_policy(strict_text, t0()).await.unwrap();
+    let at = t0() + hours(1);
+    let device = enroll(store, "ada", t0()).await;
+    let strict_active = ActivePolicy {
+        policy: default_policy(),
+        stored: strict,
+    };
+    stored(
+        store,
+        report(&device, open_firewall(shipshape("ada", at)), at),
+        &strict_active,
+    )
+    .await;
+
+    let later = at + hours(1);
+    let (lenient, _) = store.activate_policy(LENIENT, later).await.unwrap();
+    let states = store.device_states("", 10).await.unwrap();
+    let batch =
+        crate::regrade::grade_batch(&policy(LENIENT), lenient.id, String::new(), &states, later);
+    assert_eq!(batch.changes.len(), 1);
+    // The device reports (graded by the new policy) before the batch is stored.
+    let lenient_active = ActivePolicy {
+        policy: policy(LENIENT),
+        stored: lenient,
+    };
+    let fixed = later + SignedDuration::from_mins(5);
+    let receipt = stored(
+        store,
+        report(&device, shipshape("ada", fixed), fixed),
+        &lenient_active,
+    )
+    .await;
+    assert_eq!(receipt.findings[0].status, Status::Pass);
+    let progress = store.save_regrade(batch).await.unwrap().unwrap();
+    assert_eq!((progress.done, progress.changed_status), (1, 0));
+    let after = detail(store, &device, fixed).await;
+    assert_eq!(
+        after.findings, receipt.findings,
+        "the report's grade stands"
+    );
+    let causes: Vec<Option<&str>> = after
+        .transitions
+        .iter()
+        .map(|transition| transition.report_id.as_deref())
+        .collect();
+    assert_eq!(causes.len(), 2, "{causes:?}");
+    assert!(
+        causes.iter().all(Option::is_some),
+        "no transition from the stale batch"
+    );
+    assert_counts_agree(store, fixed, "a stale batch").await;
+}
+
+pub(crate) async fn simulating_a_policy_changes_nothing(store: &dyn Store) {
+    let graded = active(default_policy());
+    let at = t0() + hours(1);
+    let mut devices = Vec::new();
+    for (hostname, facts) in [
+        ("open", open_firewall(shipshape("open", at))),
+        ("clean", shipshape("clean", at)),
+        ("pending", pending_security_update(shipshape("pending", at))),
+    ] {
+        let device = enroll(store, hostname, t0()).await;
+        stored(store, report(&device, facts, at), &graded).await;
+        devices.push(device);
+    }
+    devices.push(enroll(store, "never", t0()).await);
+    let snapshot = async || {
+        let mut details = Vec::new();
+        for device in &devices {
+            details.push(detail(store, device, at).await);
+        }
+        (
+            fleet(store, &query(at)).await,
+            details,
+            store.regrade_progress().await.unwrap(),
+            store.active_policy().await.unwrap(),
+        )
+    };
+    let before = snapshot().await;
+
+    let lenient = crate::simulate::simulate(store, &policy(LENIENT), at)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            lenient.devices,
+            lenient.graded,
+            lenient.leaky_now,
+            lenient.would_leak
+        ),
+        (4, 3, 1, 0)
+    );
+    assert_eq!((lenient.newly_leaky, lenient.no_longer_leaky), (0, 1));
+    assert!(lenient.springs.is_empty());
+    let bails: Vec<(&str, &[String])> = lenient
+        .bails_out
+        .iter()
+        .map(|device| (device.hostname.as_str(), device.checks.as_slice()))
+        .collect();
+    assert_eq!(bails, [("open", &["firewall".to_owned()][..])]);
+
+    let no_grace =
+        "[checks.firewall]\nseverity = \"high\"\n[checks.os-updates]\nseverity = \"high\"\n";
+    let strict = crate::simulate::simulate(store, &policy(no_grace), at)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            strict.would_leak,
+            strict.newly_leaky,
+            strict.no_longer_leaky
+        ),
+        (2, 1, 0)
+    );
+    let springs: Vec<(&str, &[String])> = strict
+        .springs
+        .iter()
+        .map(|device| (device.hostname.as_str(), device.checks.as_slice()))
+        .collect();
+    assert_eq!(springs, [("pending", &["os-updates".to_owned()][..])]);
+    assert!(strict.bails_out.is_empty());
+
+    assert!(before == snapshot().await, "a simulation stores nothing");
 }
 
 /// Polls every future in one task until all are done: many requests in
@@ -1116,4 +1748,42 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+/// Another server activated a newer policy: a report graded by the old one
+/// stores nothing, its nonce included, and is stored once graded again.
+pub(crate) async fn a_report_graded_by_a_replaced_policy_is_refused(store: &dyn Store) {
+    assert_eq!(store.active_policy_id().await.unwrap(), None);
+    let strict_text = include_str!("../../../policies/default.toml");
+    let (strict, _) = store.activate_policy(strict_text, t0()).await.unwrap();
+    assert_eq!(store.active_policy_id().await.unwrap(), Some(strict.id));
+    let device = enroll(store, "ada", t0()).await;
+    let (lenient, _) = store.activate_policy(LENIENT, t0()).await.unwrap();
+    assert_eq!(store.active_policy_id().await.unwrap(), Some(lenient.id));
+
+    let at = t0() + hours(1);
+    let leaking = report(&device, open_firewall(shipshape("ada", at)), at);
+    let outdated = ActivePolicy {
+        policy: default_policy(),
+        stored: strict,
+    };
+    assert_eq!(
+        store
+            .record_report(leaking.clone(), &outdated)
+            .await
+            .unwrap(),
+        Recorded::PolicyOutdated
+    );
+    let unchanged = detail(store, &device, at).await;
+    assert!(unchanged.reports.is_empty(), "{:?}", unchanged.reports);
+    assert_eq!(unchanged.device.status, DeviceStatus::Unknown);
+    assert_eq!(store.last_facts(&device).await.unwrap(), None);
+
+    let current = ActivePolicy {
+        policy: policy(LENIENT),
+        stored: lenient,
+    };
+    let receipt = stored(store, leaking, &current).await;
+    assert_eq!(receipt.status, DeviceStatus::Compliant, "graded leniently");
+    assert_counts_agree(store, at, "a refused report").await;
 }

@@ -58,18 +58,27 @@ fn fleet_page_snapshot() {
     insta::assert_snapshot!(pretty(&page));
 }
 
+/// A cursor after the device named `hostname` in `group`.
+fn cursor(group: DeviceStatus, hostname: &str) -> FleetCursor {
+    FleetCursor {
+        group,
+        hostname: hostname.to_owned(),
+        id: format!("id-of-{hostname}"),
+    }
+}
+
 #[test]
 fn filtered_second_page_snapshot() {
     let mut query = fixture::fleet_query();
     query.status = Some(DeviceStatus::Compliant);
-    query.page = 2;
+    query.after = Some(cursor(DeviceStatus::Compliant, "mac-ann"));
     query.per_page = 1;
     let mut page = fixture::fleet_page();
     page.devices
         .retain(|row| row.status == DeviceStatus::Compliant);
-    page.page = 2;
     page.per_page = 1;
     page.matching = 2;
+    page.next = None;
     insta::assert_snapshot!(pretty(&fleet_page(
         &page,
         &query,
@@ -116,10 +125,10 @@ fn no_match_says_so() {
 fn past_the_last_page_links_back_to_the_first() {
     let mut query = fixture::fleet_query();
     query.status = Some(DeviceStatus::Leaky);
-    query.page = 9;
+    query.after = Some(cursor(DeviceStatus::Leaky, "zulu"));
     let mut page = fixture::fleet_page();
     page.devices.clear();
-    page.page = 9;
+    page.next = None;
     let html = fleet_page(&page, &query, "default", fixture::now());
     assert!(
         html.contains(r#"<a href="/?status=leaky&amp;per_page=4">Go to the first page</a>"#),
@@ -148,29 +157,30 @@ fn pagination_links_keep_the_filter() {
     let mut query = fixture::fleet_query();
     query.status = Some(DeviceStatus::Leaky);
     query.check = Some("disk encryption&more=1".to_owned());
-    query.page = 2;
+    query.after = Some(cursor(DeviceStatus::Leaky, "alpha"));
     query.per_page = 2;
     let mut page = fixture::fleet_page();
     page.devices.truncate(2);
-    page.page = 2;
     page.per_page = 2;
     page.matching = 5;
+    let next = cursor(DeviceStatus::Silent, "build-07");
+    page.next = Some(next.clone());
     let html = fleet_page(&page, &query, "default", fixture::now());
     let filter = "status=leaky&amp;check=disk%20encryption%26more%3D1";
     assert!(
         html.contains(&format!(
-            r#"<a rel="prev" href="/?{filter}&amp;per_page=2">"#
+            r#"<a rel="first" href="/?{filter}&amp;per_page=2">"#
         )),
         "{html}"
     );
     assert!(
         html.contains(&format!(
-            r#"<a rel="next" href="/?{filter}&amp;page=3&amp;per_page=2">"#
+            r#"<a rel="next" href="/?{filter}&amp;after={}&amp;per_page=2">"#,
+            next.encode()
         )),
         "{html}"
     );
-    assert!(html.contains("Showing 3–4 of 5"), "{html}");
-    assert!(html.contains("Page 2 of 3"), "{html}");
+    assert!(html.contains("Showing 2 of 5"), "{html}");
     // A changed filter keeps the page size: the form carries it.
     assert!(
         html.contains(r#"<input type="hidden" name="per_page" value="2">"#),
@@ -186,24 +196,27 @@ fn first_and_last_pages_link_only_inward() {
         "default",
         fixture::now(),
     );
-    assert!(!first.contains(r#"rel="prev""#));
+    assert!(!first.contains(r#"rel="first""#), "{first}");
+    let next = fixture::fleet_page().next.unwrap().encode();
     assert!(
-        first.contains(r#"<a rel="next" href="/?page=2&amp;per_page=4">"#),
+        first.contains(&format!(
+            r#"<a rel="next" href="/?after={next}&amp;per_page=4">"#
+        )),
         "{first}"
     );
 
     let mut query = fixture::fleet_query();
-    query.page = 2;
+    query.after = fixture::fleet_page().next;
     let mut page = fixture::fleet_page();
     page.devices.truncate(1);
-    page.page = 2;
+    page.next = None;
     let last = fleet_page(&page, &query, "default", fixture::now());
     assert!(
-        last.contains(r#"<a rel="prev" href="/?per_page=4">"#),
+        last.contains(r#"<a rel="first" href="/?per_page=4">"#),
         "{last}"
     );
     assert!(!last.contains(r#"rel="next""#));
-    assert!(last.contains("Showing 5–5 of 5"), "{last}");
+    assert!(last.contains("Showing 1 of 5"), "{last}");
 }
 
 #[test]

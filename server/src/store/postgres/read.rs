@@ -1,5 +1,6 @@
-//! The reads: tokens, keys, the policy, and the fleet report, whose queries
-//! and paging are the SQL backends' shared [`fleet`].
+//! The reads: tokens, keys, the policy and its re-grade, devices' states,
+//! and the fleet report, whose queries are the SQL backends' shared
+//! [`fleet`](crate::store::sql::fleet).
 
 use deadpool_postgres::{GenericClient, Transaction};
 use jiff::Timestamp;
@@ -10,13 +11,18 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::Client;
+use crate::counts::{FleetCounts, StatusCounts};
+use crate::grade::CheckState;
+use crate::keyset::{GroupRead, PageWalk};
 use crate::model::{
-    CheckFailures, DeviceDetail, DeviceKey, DeviceRow, FleetPage, FleetQuery, ReportSummary,
-    Staleness, StoredPolicy, Summary, TokenInfo, Transition,
+    DeviceDetail, DeviceKey, DevicePage, DeviceRow, DeviceState, FleetQuery, FleetSummary,
+    LastReport, RegradeProgress, ReportSummary, Staleness, StoredPolicy, TokenInfo, Transition,
 };
 use crate::store::sql::fleet::{
-    self, COUNTS, DEVICE_COLUMNS, FAILURES_BY_CHECK, SILENT_LEAKING, leaking_page_sql, page_sql,
+    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GroupSql, MANY_SILENT, SILENT_LEAKING, STATUS_COUNTS,
+    group_sql, silent_by_status_sql, silent_count_sql,
 };
+use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
 use crate::store::sql::{
     DEVICE_PAGE_REPORTS, from_millis, parse_token_kind, parse_transition_kind, readable_facts,
     shown_status,
@@ -173,76 +179,196 @@ fn device_row(row: &Row, staleness: Staleness) -> Result<DeviceRow, StoreError> 
     })
 }
 
-pub(super) async fn fleet(
+pub(super) async fn active_policy_id(
+    client: &impl GenericClient,
+) -> Result<Option<i64>, StoreError> {
+    let statement = client.prepare_cached(sql::ACTIVE_POLICY_ID).await?;
+    Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
+}
+
+/// The re-grade of the newest policy.
+pub(super) async fn regrade_progress(
+    client: &impl GenericClient,
+) -> Result<Option<RegradeProgress>, StoreError> {
+    let statement = client.prepare_cached(regrade::PROGRESS).await?;
+    let Some(row) = client.query_opt(&statement, &[]).await? else {
+        return Ok(None);
+    };
+    let state: String = row.try_get(1)?;
+    Ok(Some(RegradeProgress {
+        policy_id: row.try_get(0)?,
+        state: regrade::parse_state(&state).ok_or_else(|| {
+            StoreError(format!(
+                "unexpected re-grade state `{state}` in the database"
+            ))
+        })?,
+        devices: count(&row, 2)?,
+        done: count(&row, 3)?,
+        changed_status: count(&row, 4)?,
+        started_at: time(&row, 5)?,
+        finished_at: optional_time(&row, 6)?,
+        after: row.try_get(7)?,
+    }))
+}
+
+/// See [`crate::store::Store::device_states`]: the devices by their primary
+/// key, their last facts by theirs, and their clocks and leaks as one range
+/// each.
+pub(super) async fn device_states(
     transaction: &Transaction<'_>,
-    query: &FleetQuery,
-) -> Result<FleetPage, StoreError> {
-    let cutoff = query.staleness.cutoff().as_millisecond();
-    let summary = counts(transaction, cutoff).await?;
-    let statement = transaction.prepare_cached(FAILURES_BY_CHECK).await?;
-    let failures_by_check = transaction
-        .query(&statement, &[])
+    after: &str,
+    limit: u32,
+) -> Result<Vec<DeviceState>, StoreError> {
+    let limit = i64::from(limit);
+    let (sql, params) = numbered(DEVICE_STATES, &[(":after", &after), (":limit", &limit)]);
+    let statement = transaction.prepare_cached(&sql).await?;
+    let mut states = transaction
+        .query(&statement, &params)
         .await?
         .iter()
         .map(|row| {
-            Ok(CheckFailures {
-                check: row.try_get(0)?,
-                devices: count(row, 1)?,
+            let report_id: Option<String> = row.try_get(4)?;
+            let facts_json: Option<String> = row.try_get(5)?;
+            Ok(DeviceState {
+                id: row.try_get(0)?,
+                hostname: row.try_get(1)?,
+                status: status(row, 2)?,
+                checks: CheckState::default(),
+                findings_json: row.try_get(3)?,
+                last_report: report_id
+                    .zip(facts_json)
+                    .map(|(id, facts_json)| LastReport { id, facts_json }),
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-
-    let filtered = match &query.check {
-        Some(check) => {
-            let (sql, params) =
-                numbered(SILENT_LEAKING, &[(":check", check), (":cutoff", &cutoff)]);
-            let statement = transaction.prepare_cached(&sql).await?;
-            let silent = count(&transaction.query_one(&statement, &params).await?, 0)?;
-            fleet::leaking_summary(check, &failures_by_check, silent)
-        }
-        None => summary.clone(),
+    let Some(last) = states.last().map(|state| state.id.clone()) else {
+        return Ok(states);
     };
-    let plan = fleet::plan(query, &filtered)?;
-    let mut devices = Vec::new();
-    for slice in &plan.slices {
-        let named: [(&str, Param<'_>); 4] = [
-            (":check", &query.check),
-            (":cutoff", &cutoff),
-            (":limit", &slice.limit),
-            (":offset", &slice.offset),
-        ];
-        let rows = match (&query.check, slice.group.leaking) {
-            (None, _) => {
-                let (sql, params) = numbered(&page_sql(slice.group.devices), &named);
-                let statement = transaction.prepare_cached(&sql).await?;
-                let rows = transaction.query(&statement, &params).await?;
-                rows.iter()
-                    .map(|row| device_row(row, query.staleness))
-                    .collect::<Result<_, _>>()?
-            }
-            (Some(_), Some(condition)) => {
-                let (sql, params) = numbered(&leaking_page_sql(condition), &named);
-                leaking_page(transaction, &sql, &params, query.staleness).await?
-            }
-            (Some(_), None) => Vec::new(),
-        };
-        devices.extend(rows);
-    }
-    Ok(plan.page(query, summary, failures_by_check, devices))
+    let range: [(&str, Param<'_>); 2] = [(":after", &after), (":last", &last)];
+    let (sql, params) = numbered(CLOCKS_IN_RANGE, &range);
+    let statement = transaction.prepare_cached(&sql).await?;
+    let clocks = transaction
+        .query(&statement, &params)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, time(row, 2)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let (sql, params) = numbered(LEAKS_IN_RANGE, &range);
+    let statement = transaction.prepare_cached(&sql).await?;
+    let leaks = transaction
+        .query(&statement, &params)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    regrade::attach_checks(&mut states, clocks, leaks);
+    Ok(states)
 }
 
-/// A page of the devices leaking on a check: their ids from `device_leaks`
-/// in table order, then those devices in one query, so that the devices
-/// skipped to reach the page are never looked up.
-async fn leaking_page(
+/// See [`crate::store::Store::fleet_summary`], in one snapshot.
+pub(super) async fn fleet_summary(
     transaction: &Transaction<'_>,
-    ids_sql: &str,
+    query: &FleetQuery,
+) -> Result<FleetSummary, StoreError> {
+    let cutoff = query.staleness.cutoff().as_millisecond();
+    let mut counts = FleetCounts {
+        graded: status_counts(transaction, STATUS_COUNTS, &[]).await?,
+        ..FleetCounts::default()
+    };
+    let (sql, params) = numbered(
+        &silent_by_status_sql(Dialect::Postgres),
+        &[(":cutoff", &cutoff)],
+    );
+    counts.silent = status_counts(transaction, &sql, &params).await?;
+    let statement = transaction.prepare_cached(CHECK_COUNTS).await?;
+    counts.checks = transaction
+        .query(&statement, &[])
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, count(row, 1)?)))
+        .collect::<Result<_, StoreError>>()?;
+    if let Some(check) = &query.check {
+        let (sql, params) = numbered(SILENT_LEAKING, &[(":check", check), (":cutoff", &cutoff)]);
+        let statement = transaction.prepare_cached(&sql).await?;
+        counts.silent_on_check = count(&transaction.query_one(&statement, &params).await?, 0)?;
+    }
+    Ok(counts.summary(query))
+}
+
+/// Devices per status, read by `sql` as (status, count) rows.
+async fn status_counts(
+    transaction: &Transaction<'_>,
+    sql: &str,
     params: &[Param<'_>],
+) -> Result<StatusCounts, StoreError> {
+    let statement = transaction.prepare_cached(sql).await?;
+    let mut counts = StatusCounts::default();
+    for row in transaction.query(&statement, params).await? {
+        counts.add(status(&row, 0)?, count(&row, 1)?);
+    }
+    Ok(counts)
+}
+
+/// See [`crate::store::Store::fleet_devices`], in one snapshot.
+pub(super) async fn fleet_devices(
+    transaction: &Transaction<'_>,
+    query: &FleetQuery,
+) -> Result<DevicePage, StoreError> {
+    let mut walk = PageWalk::new(query);
+    while let Some(read) = walk.next_read() {
+        let rows = group(transaction, &read, query.staleness).await?;
+        walk.push(rows);
+    }
+    Ok(walk.finish())
+}
+
+/// The devices of one group's read, in table order: read whole, or their
+/// ids first and then those devices in one query.
+async fn group(
+    transaction: &Transaction<'_>,
+    read: &GroupRead<'_>,
     staleness: Staleness,
 ) -> Result<Vec<DeviceRow>, StoreError> {
-    let statement = transaction.prepare_cached(ids_sql).await?;
+    let cutoff = staleness.cutoff().as_millisecond();
+    let limit = i64::from(read.limit);
+    let named: [(&str, Param<'_>); 8] = [
+        (":status", &read.group.as_str()),
+        (":check", &read.check),
+        (":cutoff", &cutoff),
+        (":key", &read.after.sort_key),
+        (":hostname", &read.after.hostname),
+        (":id", &read.after.id),
+        (":limit", &limit),
+        (":many", &MANY_SILENT),
+    ];
+    let silent: i64 = match silent_count_sql(read) {
+        Some(sql) => {
+            let (sql, params) = numbered(sql, &named);
+            let statement = transaction.prepare_cached(&sql).await?;
+            transaction
+                .query_one(&statement, &params)
+                .await?
+                .try_get(0)?
+        }
+        None => 0,
+    };
+    let sql = match group_sql(Dialect::Postgres, read, silent) {
+        GroupSql::Rows(sql) => {
+            let (sql, params) = numbered(&sql, &named);
+            let statement = transaction.prepare_cached(&sql).await?;
+            return transaction
+                .query(&statement, &params)
+                .await?
+                .iter()
+                .map(|row| device_row(row, staleness))
+                .collect();
+        }
+        GroupSql::Ids(sql) => sql,
+    };
+    let (sql, params) = numbered(&sql, &named);
+    let statement = transaction.prepare_cached(&sql).await?;
     let ids: Vec<String> = transaction
-        .query(&statement, params)
+        .query(&statement, &params)
         .await?
         .iter()
         .map(|row| row.try_get(0))
@@ -260,20 +386,6 @@ async fn leaking_page(
         .collect::<Result<_, _>>()?;
     rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
     Ok(rows)
-}
-
-/// Devices per status, over the whole fleet.
-async fn counts(transaction: &Transaction<'_>, cutoff: i64) -> Result<Summary, StoreError> {
-    let (sql, params) = numbered(COUNTS, &[(":cutoff", &cutoff)]);
-    let statement = transaction.prepare_cached(&sql).await?;
-    let row = transaction.query_one(&statement, &params).await?;
-    Ok(Summary {
-        total: count(&row, 0)?,
-        silent: count(&row, 1)?,
-        leaky: count(&row, 2)?,
-        unknown: count(&row, 3)?,
-        compliant: count(&row, 4)?,
-    })
 }
 
 pub(super) async fn device(

@@ -6,15 +6,18 @@
 use std::sync::Arc;
 
 use jiff::SignedDuration;
+use shipshape_core::Policy;
 use shipshape_core::wire::DeviceStatus;
 use tokio::task::JoinSet;
 
 use super::read::numbered;
 use super::*;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
-use crate::model::{NewDevice, TokenKind, TransitionKind};
-use crate::store::sql::fleet::{GROUPS, SILENT_LEAKING, leaking_page_sql, page_sql};
-use crate::store::tests::{active, device_table, every_story, query, report, t0};
+use crate::model::{NewDevice, RegradeState, TokenKind, TransitionKind};
+use crate::store::sql::fleet::{
+    Dialect, MANY_SILENT, SILENT_LEAKING, graded_group_sql, leaking_walk_sql, many_silent_sql,
+};
+use crate::store::tests::{active, device_table, every_story, fleet, query, report, t0};
 use crate::store::{SqliteStore, sql};
 
 const URL_VARIABLE: &str = "SHIPSHAPE_TEST_POSTGRES_URL";
@@ -294,6 +297,112 @@ async fn reports_of_one_device_racing_through_both_replicas_leave_a_consistent_h
     );
 }
 
+/// Both replicas run the re-grade of one policy while devices report
+/// through both: each batch is stored by one of them, every device bails
+/// out exactly once (by the re-grade or by its report), and the counts
+/// equal a recount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regrade_run_by_both_replicas_is_stored_once() {
+    let Some((a, b, schema)) = replicas().await else {
+        return;
+    };
+    let strict_text = include_str!("../../../../policies/default.toml");
+    let (strict, _) = a.activate_policy(strict_text, t0()).await.unwrap();
+    let strict = ActivePolicy {
+        policy: default_policy(),
+        stored: strict,
+    };
+    let at = t0() + SignedDuration::from_hours(1);
+    let template = enroll(&*a, "template").await;
+    let leaking = report(&template, open_firewall(shipshape("template", at)), at);
+    assert!(matches!(
+        a.record_report(leaking, &strict).await.unwrap(),
+        Recorded::Stored(_)
+    ));
+    // Copies of the leaking device, written directly: enrolling this many
+    // through the store takes a while.
+    let copies = 2 * i64::from(crate::regrade::BATCH) + 500;
+    let client = schema.connect().await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
+                 os_version, hardware_id, enrolled_at, revoked_at, last_seen, last_contact,
+                 status, leaking_checks, findings_json, last_report_id)
+             SELECT 'copy-' || lpad(n::text, 6, '0'), public_key, 'copy-' || n,
+                 'copy-' || n, os_family, os_name, os_version, hardware_id, enrolled_at,
+                 revoked_at, last_seen, last_contact, status, leaking_checks, findings_json,
+                 'report-' || n
+             FROM devices, generate_series(1, {copies}) AS n WHERE id = '{template}';
+             INSERT INTO reports (id, device_id, received_at, status, leaking_checks,
+                 facts_json, agent_report_json, receipt_json)
+             SELECT 'report-' || n, 'copy-' || lpad(n::text, 6, '0'), received_at, status,
+                 leaking_checks, facts_json, agent_report_json, receipt_json
+             FROM reports, generate_series(1, {copies}) AS n WHERE device_id = '{template}';
+             INSERT INTO device_leaks (device_id, check_id, hostname, sort_key, last_contact)
+             SELECT 'copy-' || lpad(n::text, 6, '0'), check_id, 'copy-' || n, 'copy-' || n,
+                 last_contact
+             FROM device_leaks, generate_series(1, {copies}) AS n WHERE device_id = '{template}';
+             INSERT INTO grace_clocks (device_id, check_id, failing_since)
+             SELECT 'copy-' || lpad(n::text, 6, '0'), check_id, failing_since
+             FROM grace_clocks, generate_series(1, {copies}) AS n WHERE device_id = '{template}';
+             UPDATE status_counts SET devices = (
+                 SELECT COUNT(*) FROM devices WHERE devices.status = status_counts.status);
+             UPDATE check_counts SET devices = (
+                 SELECT COUNT(*) FROM device_leaks WHERE device_leaks.check_id = check_counts.check_id);"
+        ))
+        .await
+        .unwrap();
+    let devices = copies + 1;
+
+    let later = at + SignedDuration::from_hours(1);
+    let (lenient, started) = b
+        .activate_policy(crate::store::tests::LENIENT, later)
+        .await
+        .unwrap();
+    assert_eq!(started.devices, devices as u64);
+    let lenient = Arc::new(ActivePolicy {
+        policy: Policy::parse_accepted(crate::store::tests::LENIENT, "lenient.toml").unwrap(),
+        stored: lenient,
+    });
+    let mut running = JoinSet::new();
+    for store in [a.clone(), b.clone()] {
+        let policy = lenient.clone();
+        running.spawn(async move {
+            crate::regrade::run(&*store, &policy, move || later)
+                .await
+                .unwrap();
+        });
+    }
+    // Devices whose firewall was closed meanwhile report through both.
+    for n in (1..copies).step_by(97) {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let policy = lenient.clone();
+        let device = format!("copy-{n:06}");
+        running.spawn(async move {
+            let fixed = report(&device, shipshape(&format!("copy-{n}"), later), later);
+            let recorded = store.record_report(fixed, &policy).await.unwrap();
+            assert!(matches!(recorded, Recorded::Stored(_)), "{recorded:?}");
+        });
+    }
+    while let Some(ran) = running.join_next().await {
+        ran.unwrap();
+    }
+
+    let progress = a.regrade_progress().await.unwrap().unwrap();
+    assert_eq!(progress.state, RegradeState::Done);
+    assert_eq!(progress.done, devices as u64, "each device looked at once");
+    let bailed_out = "SELECT COUNT(*) FROM transitions WHERE kind = 'bailed-out'";
+    assert_eq!(count(&schema, bailed_out).await, devices);
+    let devices_out = "SELECT COUNT(DISTINCT device_id) FROM transitions WHERE kind = 'bailed-out'";
+    assert_eq!(count(&schema, devices_out).await, devices);
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM device_leaks").await, 0);
+    let recount = "SELECT COUNT(*) FROM status_counts s
+         WHERE s.devices <> (SELECT COUNT(*) FROM devices d WHERE d.status = s.status)";
+    assert_eq!(count(&schema, recount).await, 0, "status counts agree");
+    let checks = "SELECT COALESCE(SUM(devices), 0)::bigint FROM check_counts";
+    assert_eq!(count(&schema, checks).await, 0, "check counts agree");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enrollment_token_is_spent_exactly_once_across_replicas() {
     let Some((a, b, schema)) = replicas().await else {
@@ -358,8 +467,8 @@ async fn hostnames_sort_as_in_sqlite() {
         per_page: 100,
         ..query(t0())
     };
-    let from_postgres = postgres.fleet(&everyone).await.unwrap();
-    let from_sqlite = sqlite.fleet(&everyone).await.unwrap();
+    let from_postgres = fleet(&*postgres, &everyone).await;
+    let from_sqlite = fleet(&sqlite, &everyone).await;
     // By hostname with ASCII letters folded, then byte for byte.
     let mut expected: Vec<&str> = hostnames.to_vec();
     expected.sort_by_key(|hostname| (hostname.to_ascii_lowercase(), *hostname));
@@ -410,12 +519,16 @@ async fn fleet_pages_are_read_in_index_order() {
         .batch_execute("SET enable_seqscan = off; SET enable_sort = off")
         .await
         .unwrap();
-    let (check, cutoff, limit, offset) = ("firewall", 0_i64, 50_i64, 100_i64);
-    let named: [(&str, read::Param<'_>); 4] = [
+    let (status, check, cutoff, limit) = ("leaky", "firewall", 0_i64, 50_i64);
+    let (key, hostname, id) = ("anna", "Anna", "0190");
+    let named: [(&str, read::Param<'_>); 7] = [
+        (":status", &status),
         (":check", &check),
         (":cutoff", &cutoff),
+        (":key", &key),
+        (":hostname", &hostname),
+        (":id", &id),
         (":limit", &limit),
-        (":offset", &offset),
     ];
     let plan = async |sql: &str| -> String {
         let (sql, params) = numbered(sql, &named);
@@ -427,21 +540,85 @@ async fn fleet_pages_are_read_in_index_order() {
         let lines: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
         lines.join("\n")
     };
-    for group in &GROUPS {
-        let page = plan(&page_sql(group.devices)).await;
-        assert!(!page.contains("Sort"), "{:?}: {page}", group.status);
-        assert!(page.contains("Index"), "{:?}: {page}", group.status);
-        if let Some(condition) = group.leaking {
-            let page = plan(&leaking_page_sql(condition)).await;
-            assert!(
-                page.contains("device_leaks_in_table_order") && !page.contains("Sort"),
-                "{:?}: {page}",
-                group.status
-            );
-        }
+    // A sort node (not a merge's sort key): the rows were not in order.
+    let sorts = |plan: &str| plan.contains("Sort  (");
+    // A walk from a key: a range of the index in table order.
+    let graded = plan(&graded_group_sql()).await;
+    assert!(
+        graded.contains("devices_in_table_order") && !sorts(&graded),
+        "{graded}"
+    );
+    let many = plan(&many_silent_sql(Dialect::Postgres)).await;
+    assert!(
+        many.contains("Merge Append")
+            && many.matches("Limit").count() == 4
+            && many.matches("devices_in_table_order").count() == 3
+            && !sorts(&many),
+        "the three graded walks, merged: {many}"
+    );
+    for contact in [">=", "<"] {
+        let walk = plan(&leaking_walk_sql(Dialect::Postgres, contact)).await;
+        assert!(
+            walk.contains("device_leaks_in_table_order") && !sorts(&walk),
+            "{walk}"
+        );
     }
     let silent = plan(SILENT_LEAKING).await;
     assert!(silent.contains("device_leaks_by_contact"), "{silent}");
+}
+
+/// Many silent devices: the silent group is the merge of the graded walks,
+/// and reads the same as when they are few.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_silent_devices_are_listed_in_table_order_too() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = PostgresStore::open(&schema.url()).await.unwrap();
+    let silent = MANY_SILENT + 5;
+    let long_ago = (t0() - SignedDuration::from_hours(24 * 5)).as_millisecond();
+    // Written directly: enrolling this many through the store takes a while.
+    let client = schema.connect().await;
+    client
+        .execute(
+            "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
+                 enrolled_at, last_contact, status, leaking_checks, findings_json)
+             SELECT lpad(n::text, 8, '0'), 'key', host, lower(host), 'linux', 'Debian', $2, $2,
+                 (ARRAY['leaky', 'unknown', 'compliant'])[n % 3 + 1], '[]', '[]'
+             FROM generate_series(0, $1::bigint - 1) AS n,
+                 LATERAL (SELECT (ARRAY['Zed', 'amy', 'Bob'])[n % 3 + 1] || '-' || lpad(n::text, 5, '0')
+                     AS host) AS hosts",
+            &[&silent, &long_ago],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE status_counts SET devices = (
+                 SELECT COUNT(*) FROM devices WHERE devices.status = status_counts.status)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let query = FleetQuery {
+        status: Some(DeviceStatus::Silent),
+        per_page: 1000,
+        ..query(t0())
+    };
+    let silent = silent as usize;
+    let (rows, pages) = crate::store::tests::every_page(&store, &query).await;
+    assert_eq!((rows.len(), pages), (silent, silent.div_ceil(1000)));
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|row| (row.hostname.to_ascii_lowercase(), row.id.clone()))
+        .collect();
+    assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(rows.iter().all(|row| row.status == DeviceStatus::Silent));
+    let counts = store.fleet_summary(&query).await.unwrap();
+    assert_eq!(
+        (counts.summary.silent, counts.matching),
+        (silent as u64, silent as u64)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

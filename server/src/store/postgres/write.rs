@@ -4,18 +4,25 @@
 
 use deadpool_postgres::{GenericClient, Transaction};
 use jiff::Timestamp;
-use shipshape_core::Policy;
 use shipshape_core::checks::CheckId;
 
 use super::migrate::POLICY_LOCK;
-use super::read::{self, status, time};
+use super::read::{self, Param, numbered, status, time};
+use crate::counts::CountChanges;
 use crate::grade::{CheckState, Grade, grade};
-use crate::model::{EnrollRefusal, NewDevice, NewToken, Regraded, StoredPolicy, TokenInfo};
-use crate::store::sql::{
-    EnrollToken, PreparedReport, REGRADE_CHUNK, etag, facts_to_regrade, leaking_json,
-    new_device_id, new_token_info, to_json, token_kind, transition_kind, whole_millis,
+use crate::keyset::sort_key;
+use crate::model::{
+    EnrollRefusal, NewDevice, NewToken, RegradeBatch, RegradeProgress, RegradeState, StoredPolicy,
+    TokenInfo,
 };
-use crate::store::{Recorded, StoreError};
+use crate::store::sql::regrade::{
+    self, CHANGE_CHECK_COUNT, CHANGE_STATUS_COUNT, DEVICES_TO_REGRADE, SUPERSEDE,
+};
+use crate::store::sql::{
+    EnrollToken, PreparedReport, etag, leaking_json, new_device_id, new_token_info, to_json,
+    token_kind, transition_kind, whole_millis,
+};
+use crate::store::{ActivePolicy, Recorded, StoreError, sql};
 
 /// Stores a report and the device's new grade; see
 /// [`crate::store::Store::record_report`]. The caller commits when it is
@@ -23,23 +30,37 @@ use crate::store::{Recorded, StoreError};
 pub(super) async fn record_report(
     transaction: &Transaction<'_>,
     report: &PreparedReport,
-    policy: &Policy,
+    policy: &ActivePolicy,
 ) -> Result<Recorded, StoreError> {
+    // Shared with every other report, exclusive to an activation: a policy
+    // activated meanwhile waits for this report to commit, and one
+    // activated before is seen. So the new policy's re-grade, which begins
+    // after its activation commits, finds every report graded by the old
+    // one already stored.
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))",
+            &[&POLICY_LOCK],
+        )
+        .await?;
+    let statement = transaction.prepare_cached(sql::ACTIVE_POLICY_ID).await?;
+    let newest: Option<i64> = transaction.query_one(&statement, &[]).await?.try_get(0)?;
+    if newest.is_some_and(|newest| newest > policy.stored.id) {
+        return Ok(Recorded::PolicyOutdated);
+    }
+    let policy = &policy.policy;
     // Every report of this device, through any replica, waits here for the
     // one before it to commit, and then sees all it stored.
     let lock = transaction
-        .prepare_cached("SELECT 1 FROM devices WHERE id = $1 FOR NO KEY UPDATE")
+        .prepare_cached("SELECT status FROM devices WHERE id = $1 FOR NO KEY UPDATE")
         .await?;
-    if transaction
-        .query_opt(&lock, &[&report.device_id])
-        .await?
-        .is_none()
-    {
+    let Some(device) = transaction.query_opt(&lock, &[&report.device_id]).await? else {
         return Err(StoreError(format!(
             "device {} is not enrolled",
             report.device_id
         )));
-    }
+    };
+    let before = status(&device, 0)?;
     let statement = transaction
         .prepare_cached("SELECT device_id, receipt_json FROM reports WHERE id = $1")
         .await?;
@@ -101,11 +122,13 @@ pub(super) async fn record_report(
         return Ok(Recorded::IdTakenByAnotherDevice);
     }
     let host = &report.facts.host;
+    let key = sort_key(&host.hostname);
     let statement = transaction
         .prepare_cached(
-            "UPDATE devices SET hostname = $2, os_family = $3, os_name = $4, os_version = $5,
-                 hardware_id = COALESCE($6, hardware_id), last_seen = $7, last_contact = $7,
-                 status = $8, leaking_checks = $9, findings_json = $10, last_report_id = $11
+            "UPDATE devices SET hostname = $2, sort_key = $12, os_family = $3, os_name = $4,
+                 os_version = $5, hardware_id = COALESCE($6, hardware_id), last_seen = $7,
+                 last_contact = $7, status = $8, leaking_checks = $9, findings_json = $10,
+                 last_report_id = $11
              WHERE id = $1",
         )
         .await?;
@@ -124,19 +147,21 @@ pub(super) async fn record_report(
                 &leaking,
                 &to_json("findings", &grade.findings)?,
                 &report.id,
+                &key,
             ],
         )
         .await?;
     // The fleet filtered by a check reads these copies instead of the device.
     let statement = transaction
         .prepare_cached(
-            "UPDATE device_leaks SET hostname = $2, last_contact = $3 WHERE device_id = $1",
+            "UPDATE device_leaks SET hostname = $2, sort_key = $3, last_contact = $4
+             WHERE device_id = $1",
         )
         .await?;
     transaction
         .execute(
             &statement,
-            &[&report.device_id, &host.hostname, &received_at],
+            &[&report.device_id, &host.hostname, &key, &received_at],
         )
         .await?;
     save_state(
@@ -148,6 +173,12 @@ pub(super) async fn record_report(
         Some(&report.id),
     )
     .await?;
+    let mut counts = CountChanges::default();
+    counts.regraded(
+        (before, &previous.leaking),
+        (grade.status, &grade.state.leaking),
+    );
+    apply_counts(transaction, &counts).await?;
     Ok(Recorded::Stored(receipt))
 }
 
@@ -255,8 +286,8 @@ async fn save_state(
         // holds them by now.
         let insert = transaction
             .prepare_cached(
-                "INSERT INTO device_leaks (device_id, check_id, hostname, last_contact)
-                 SELECT id, $2, hostname, last_contact FROM devices WHERE id = $1",
+                "INSERT INTO device_leaks (device_id, check_id, hostname, sort_key, last_contact)
+                 SELECT id, $2, hostname, sort_key, last_contact FROM devices WHERE id = $1",
             )
             .await?;
         for check in &grade.state.leaking {
@@ -329,9 +360,10 @@ pub(super) async fn enroll(
     let enrolled_at = whole_millis(device.enrolled_at).as_millisecond();
     let statement = transaction
         .prepare_cached(
-            "INSERT INTO devices (id, public_key, hostname, os_family, os_name, os_version,
-                 hardware_id, enrolled_at, last_contact, status, leaking_checks, findings_json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 'unknown', '[]', '[]')",
+            "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
+                 os_version, hardware_id, enrolled_at, last_contact, status, leaking_checks,
+                 findings_json)
+             VALUES ($1, $2, $3, $9, $4, $5, $6, $7, $8, $8, 'unknown', '[]', '[]')",
         )
         .await?;
     transaction
@@ -346,9 +378,13 @@ pub(super) async fn enroll(
                 &host.os.version,
                 &host.hardware_id,
                 &enrolled_at,
+                &sort_key(&host.hostname),
             ],
         )
         .await?;
+    let mut counts = CountChanges::default();
+    counts.enrolled();
+    apply_counts(transaction, &counts).await?;
     Ok(Ok(id))
 }
 
@@ -407,16 +443,14 @@ pub(super) async fn revoke(
     Ok(changed == 1)
 }
 
-/// Stores the policy and re-grades every device that has reported, from its
-/// last facts; see [`crate::store::Store::activate_policy`]. One activation
-/// at a time across replicas (an advisory lock), each device locked while
-/// it is re-graded so that no report of it interleaves.
+/// Stores the policy and starts its re-grade; see
+/// [`crate::store::Store::activate_policy`]. One activation at a time
+/// across replicas (an advisory lock).
 pub(super) async fn activate_policy(
     transaction: &Transaction<'_>,
     text: &str,
-    policy: &Policy,
     now: Timestamp,
-) -> Result<(StoredPolicy, Regraded), StoreError> {
+) -> Result<(StoredPolicy, RegradeProgress), StoreError> {
     transaction
         .execute(
             "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
@@ -425,8 +459,9 @@ pub(super) async fn activate_policy(
         .await?;
     if let Some(active) = read::active_policy(transaction).await?
         && active.text == text
+        && let Some(progress) = read::regrade_progress(transaction).await?
     {
-        return Ok((active, Regraded::default()));
+        return Ok((active, progress));
     }
     let now = whole_millis(now);
     let etag = etag(text);
@@ -440,68 +475,173 @@ pub(super) async fn activate_policy(
         .query_one(&statement, &[&text, &etag, &now.as_millisecond()])
         .await?
         .try_get(0)?;
+    let at = now.as_millisecond();
+    let (sql, params) = numbered(SUPERSEDE, &[(":at", &at)]);
+    let statement = transaction.prepare_cached(&sql).await?;
+    transaction.execute(&statement, &params).await?;
+    let statement = transaction.prepare_cached(DEVICES_TO_REGRADE).await?;
+    let devices: i64 = transaction.query_one(&statement, &[]).await?.try_get(0)?;
+    // With no device there is nothing to re-grade: done at once.
+    let (state, finished_at) = if devices == 0 {
+        (RegradeState::Done, Some(at))
+    } else {
+        (RegradeState::Running, None)
+    };
+    let statement = transaction
+        .prepare_cached(
+            "INSERT INTO regrades (policy_id, after_device, devices, done, changed_status,
+                 started_at, finished_at, state)
+             VALUES ($1, '', $2, 0, 0, $3, $4, $5)",
+        )
+        .await?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &id,
+                &devices,
+                &at,
+                &finished_at,
+                &regrade::state_column(state),
+            ],
+        )
+        .await?;
     let stored = StoredPolicy {
         id,
         text: text.to_owned(),
         etag,
         activated_at: now,
     };
-    Ok((stored, regrade_all(transaction, policy, now).await?))
+    let progress = read::regrade_progress(transaction)
+        .await?
+        .ok_or_else(|| StoreError("the re-grade just started is not stored".to_owned()))?;
+    Ok((stored, progress))
 }
 
-async fn regrade_all(
+/// Stores a batch of a re-grade; see [`crate::store::Store::save_regrade`].
+/// The re-grade's row is locked first, so that of two replicas storing the
+/// same batch one does and the other finds the cursor moved on; each
+/// device's row is locked by its update, so no report of it interleaves.
+pub(super) async fn save_regrade(
     transaction: &Transaction<'_>,
-    policy: &Policy,
-    now: Timestamp,
-) -> Result<Regraded, StoreError> {
-    let mut regraded = Regraded::default();
-    let mut after = String::new();
-    let chunk = transaction
+    batch: &RegradeBatch,
+) -> Result<Option<RegradeProgress>, StoreError> {
+    let statement = transaction
         .prepare_cached(
-            "SELECT d.id, d.status, r.facts_json
-             FROM devices d JOIN reports r ON r.id = d.last_report_id
-             WHERE d.id > $1 ORDER BY d.id LIMIT $2
-             FOR NO KEY UPDATE OF d",
+            "SELECT state, after_device FROM regrades WHERE policy_id = $1
+               AND policy_id = (SELECT MAX(id) FROM policies)
+             FOR UPDATE",
         )
         .await?;
+    let Some(row) = transaction
+        .query_opt(&statement, &[&batch.policy_id])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let state: String = row.try_get(0)?;
+    let after: String = row.try_get(1)?;
+    if regrade::parse_state(&state) != Some(RegradeState::Running) || after != batch.from {
+        return Ok(None);
+    }
+    let at = whole_millis(batch.at);
+    let mut counts = CountChanges::default();
+    let mut changed_status: i64 = 0;
     let update = transaction
         .prepare_cached(
-            "UPDATE devices SET status = $2, leaking_checks = $3, findings_json = $4
-             WHERE id = $1",
+            "UPDATE devices SET status = $3, leaking_checks = $4, findings_json = $5
+             WHERE id = $1 AND last_report_id = $2",
         )
         .await?;
-    loop {
-        let rows = transaction.query(&chunk, &[&after, &REGRADE_CHUNK]).await?;
-        let Some(last) = rows.last() else {
-            break;
-        };
-        after = last.try_get(0)?;
-        for row in &rows {
-            let device_id: String = row.try_get(0)?;
-            let before = status(row, 1)?;
-            let facts_json: String = row.try_get(2)?;
-            let Some(facts) = facts_to_regrade(&device_id, &facts_json) else {
-                continue;
-            };
-            let previous = check_state(transaction, &device_id).await?;
-            let grade = grade(policy, &facts, now, &previous);
-            transaction
-                .execute(
-                    &update,
-                    &[
-                        &device_id,
-                        &grade.status.as_str(),
-                        &leaking_json(&grade)?,
-                        &to_json("findings", &grade.findings)?,
-                    ],
-                )
-                .await?;
-            save_state(transaction, &device_id, &previous, &grade, now, None).await?;
-            regraded.devices += 1;
-            if grade.status != before {
-                regraded.changed_status += 1;
-            }
+    for change in &batch.changes {
+        let updated = transaction
+            .execute(
+                &update,
+                &[
+                    &change.device_id,
+                    &change.report_id,
+                    &change.grade.status.as_str(),
+                    &leaking_json(&change.grade)?,
+                    &change.findings_json,
+                ],
+            )
+            .await?;
+        // None when a newer report came in meanwhile: it was graded by this
+        // policy already.
+        if updated == 0 {
+            continue;
+        }
+        save_state(
+            transaction,
+            &change.device_id,
+            &change.previous,
+            &change.grade,
+            at,
+            None,
+        )
+        .await?;
+        counts.regraded(
+            (change.before, &change.previous.leaking),
+            (change.grade.status, &change.grade.state.leaking),
+        );
+        if change.before != change.grade.status {
+            changed_status += 1;
         }
     }
-    Ok(regraded)
+    apply_counts(transaction, &counts).await?;
+    let (after, state, finished_at) = match &batch.through {
+        Some(through) => (through.as_str(), RegradeState::Running, None),
+        None => (
+            batch.from.as_str(),
+            RegradeState::Done,
+            Some(at.as_millisecond()),
+        ),
+    };
+    let visited = i64::try_from(batch.visited)
+        .map_err(|_| StoreError(format!("{} devices is past what SQL counts", batch.visited)))?;
+    let statement = transaction
+        .prepare_cached(
+            "UPDATE regrades SET after_device = $2, done = done + $3,
+                 devices = GREATEST(devices, done + $3), changed_status = changed_status + $4,
+                 state = $5, finished_at = $6
+             WHERE policy_id = $1",
+        )
+        .await?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &batch.policy_id,
+                &after,
+                &visited,
+                &changed_status,
+                &regrade::state_column(state),
+                &finished_at,
+            ],
+        )
+        .await?;
+    read::regrade_progress(transaction).await
+}
+
+/// Applies what a write changed to `status_counts` and `check_counts`, in
+/// the write's transaction. Their rows are updated in one order (statuses,
+/// then checks, each by name), so two writes never wait for each other in
+/// a circle.
+async fn apply_counts(
+    transaction: &Transaction<'_>,
+    counts: &CountChanges,
+) -> Result<(), StoreError> {
+    for (status, change) in counts.statuses() {
+        let named: [(&str, Param<'_>); 2] = [(":status", &status), (":change", &change)];
+        let (sql, params) = numbered(CHANGE_STATUS_COUNT, &named);
+        let statement = transaction.prepare_cached(&sql).await?;
+        transaction.execute(&statement, &params).await?;
+    }
+    for (check, change) in counts.checks() {
+        let named: [(&str, Param<'_>); 2] = [(":check", &check), (":change", &change)];
+        let (sql, params) = numbered(CHANGE_CHECK_COUNT, &named);
+        let statement = transaction.prepare_cached(&sql).await?;
+        transaction.execute(&statement, &params).await?;
+    }
+    Ok(())
 }

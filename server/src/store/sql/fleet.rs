@@ -1,255 +1,284 @@
-//! The fleet report's queries and how a page is cut from its groups.
+//! The fleet report's queries: its counts and the pages of its device table,
+//! the same SQL for both backends but for the planner hints of [`Dialect`].
 //!
-//! The fleet page is computed in SQL — counts by aggregate over an index,
-//! and the page read group by group (leaky, silent, unknown, compliant) in
-//! the order an index already keeps, by `LIMIT`/`OFFSET` — so nothing is
-//! sorted and nothing loaded beyond the page, for 100,000 devices.
-//! Filtered by a check, the same groups are walks over `device_leaks`, whose
-//! rows carry what the filter needs (the hostname and the last contact), and
-//! only the devices on the page are looked up. A device is silent when its
-//! last contact (its last report, or its enrollment before the first one) is
-//! older than the cutoff; otherwise it has the status of its last grade, and
-//! a device that never reported is unknown. Failures by check count every
-//! device whose last grade leaks on the check, silent ones included: they
-//! match the device table filtered by that check.
+//! The counts come from `status_counts` and `check_counts`, kept in step by
+//! the writes, less the silent devices, which are a range of
+//! `devices_by_contact` (or `device_leaks_by_contact`) below the cutoff: the
+//! cost grows with the number of silent devices, never with the fleet
+//! ([`crate::counts`] assembles them).
 //!
-//! The statements name their parameters (`:cutoff`, `:check`, `:limit`,
-//! `:offset`); SQLite binds them by name, PostgreSQL numbers them.
+//! A page is walked group by group ([`crate::keyset::PageWalk`]), each group
+//! a range of an index in table order that starts after the cursor's key,
+//! so the first page and the ten-thousandth cost the same:
+//!
+//! - leaky, unknown, compliant: `devices_in_table_order` from
+//!   `(status, key)` on, passing over the silent devices in the index;
+//! - silent: when few devices are silent, their keys from the range of
+//!   `devices_by_contact`, sorted; when many are, the three status walks
+//!   merged, keeping the silent ones;
+//! - leaking on a check: the same over `device_leaks`, which carries each
+//!   leaking device's key and last contact. Only the devices on the page are
+//!   then looked up.
+//!
+//! A device is silent when its last contact (its last report, or its
+//! enrollment before the first one) is older than the cutoff; otherwise it
+//! has the status of its last grade, and a device that never reported is
+//! unknown. Failures by check count every device whose last grade leaks on
+//! the check, silent ones included: they match the device table filtered by
+//! that check.
+//!
+//! The statements name their parameters (`:cutoff`, `:check`, `:status`,
+//! `:key`, `:hostname`, `:id`, `:limit`, `:many`); SQLite binds them by
+//! name, PostgreSQL numbers them. A backend binds the names a statement
+//! uses ([`uses`]).
 
 use shipshape_core::wire::DeviceStatus;
 
-use crate::model::{CheckFailures, DeviceRow, FleetPage, FleetQuery, Summary};
-use crate::store::StoreError;
+use crate::keyset::GroupRead;
+
+/// Where the two dialects differ in these reads: SQLite's planner takes
+/// hints that PostgreSQL has no syntax for (nor needs: it weighs the
+/// indexes by their statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `INDEXED BY index`, where the dialect can insist on an index.
+    fn indexed_by(self, index: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("INDEXED BY {index}"),
+            Dialect::Postgres => String::new(),
+        }
+    }
+
+    /// `column`, kept off the indexes that only save grouping by it
+    /// (SQLite's unary `+`).
+    fn unindexed(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("+{column}"),
+            Dialect::Postgres => column.to_owned(),
+        }
+    }
+}
+
+/// The parameter names of the fleet's statements: those `sql` uses.
+pub(in crate::store) fn uses<'a, T>(
+    sql: &str,
+    named: impl IntoIterator<Item = (&'a str, T)>,
+) -> Vec<(&'a str, T)> {
+    named
+        .into_iter()
+        .filter(|(name, _)| sql.contains(name))
+        .collect()
+}
 
 /// The columns of `devices` a table row reads, in this order.
 pub(in crate::store) const DEVICE_COLUMNS: &str = "id, hostname, os_name, status, \
      leaking_checks, last_seen, enrolled_at, revoked_at, last_contact";
 
-/// Devices per status over the whole fleet, in [`Summary`]'s order: total,
-/// silent, leaky, unknown, compliant.
-pub(in crate::store) const COUNTS: &str = "SELECT COUNT(*),
-     COALESCE(SUM(CASE WHEN last_contact < :cutoff THEN 1 ELSE 0 END), 0),
-     COALESCE(SUM(CASE WHEN last_contact >= :cutoff AND status = 'leaky' THEN 1 ELSE 0 END), 0),
-     COALESCE(SUM(CASE WHEN last_contact >= :cutoff AND status = 'unknown' THEN 1 ELSE 0 END), 0),
-     COALESCE(SUM(CASE WHEN last_contact >= :cutoff AND status = 'compliant' THEN 1 ELSE 0 END), 0)
- FROM devices";
+/// Past this many silent devices, the silent group is read by walking the
+/// table order rather than by sorting all of their keys.
+pub(in crate::store) const MANY_SILENT: i64 = 10_000;
 
-/// Devices per leaking check, most-failed first.
-pub(in crate::store) const FAILURES_BY_CHECK: &str = "SELECT check_id, COUNT(*) FROM device_leaks
- GROUP BY check_id ORDER BY COUNT(*) DESC, check_id";
+/// How many devices are silent, counted up to [`MANY_SILENT`].
+pub(in crate::store) const SILENT_UP_TO: &str = "SELECT COUNT(*) FROM (
+     SELECT 1 FROM devices WHERE last_contact < :cutoff LIMIT :many) AS silent";
+/// How many devices leaking on `:check` are silent, up to [`MANY_SILENT`].
+pub(in crate::store) const SILENT_LEAKING_UP_TO: &str = "SELECT COUNT(*) FROM (
+     SELECT 1 FROM device_leaks
+     WHERE check_id = :check AND last_contact < :cutoff LIMIT :many) AS silent";
 
-/// How many of the devices leaking on `:check` are silent.
-pub(in crate::store) const SILENT_LEAKING: &str =
-    "SELECT COUNT(*) FROM device_leaks WHERE check_id = :check AND last_contact < :cutoff";
+/// Devices per status of their last grade.
+pub(in crate::store) const STATUS_COUNTS: &str = "SELECT status, devices FROM status_counts";
+/// Devices per leaking check.
+pub(in crate::store) const CHECK_COUNTS: &str = "SELECT check_id, devices FROM check_counts";
 
-/// One group of the device table, and where its devices are found.
-#[derive(Debug)]
-pub(in crate::store) struct Group {
-    pub(in crate::store) status: DeviceStatus,
-    /// Its devices, as a condition on `devices`.
-    pub(in crate::store) devices: &'static str,
-    /// Its devices leaking on `:check`, as a condition on that check's rows
-    /// of `device_leaks`. `None` for the groups that never hold one: a
-    /// device that leaks on a check is graded leaky (or silent, once its
-    /// last contact is past the cutoff).
-    pub(in crate::store) leaking: Option<&'static str>,
-}
-
-/// The device table's groups, in its order. Within a group, devices are
-/// listed by hostname (ignoring ASCII case), which an index already keeps:
-/// `devices_in_table_order` per status, `devices_by_hostname` for the silent
-/// ones, and `device_leaks_in_table_order` for those leaking on a check.
-pub(in crate::store) const GROUPS: [Group; 4] = [
-    Group {
-        status: DeviceStatus::Leaky,
-        devices: "status = 'leaky' AND last_contact >= :cutoff",
-        leaking: Some("last_contact >= :cutoff"),
-    },
-    Group {
-        status: DeviceStatus::Silent,
-        devices: "last_contact < :cutoff",
-        leaking: Some("last_contact < :cutoff"),
-    },
-    Group {
-        status: DeviceStatus::Unknown,
-        devices: "status = 'unknown' AND last_contact >= :cutoff",
-        leaking: None,
-    },
-    Group {
-        status: DeviceStatus::Compliant,
-        devices: "status = 'compliant' AND last_contact >= :cutoff",
-        leaking: None,
-    },
-];
-
-/// A page of the devices the condition on `devices` keeps.
-pub(in crate::store) fn page_sql(condition: &str) -> String {
+/// The silent devices by the status of their last grade: a range of
+/// `devices_by_contact`.
+pub(in crate::store) fn silent_by_status_sql(dialect: Dialect) -> String {
     format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE {condition}
-         ORDER BY lower(hostname), hostname, id LIMIT :limit OFFSET :offset"
+        "SELECT status, COUNT(*) FROM devices WHERE last_contact < :cutoff GROUP BY {}",
+        dialect.unindexed("status")
     )
 }
 
-/// The ids on a page of the devices leaking on `:check` whose rows of
-/// `device_leaks` the condition keeps.
-pub(in crate::store) fn leaking_page_sql(condition: &str) -> String {
+/// How many devices leaking on `:check` are silent.
+pub(in crate::store) const SILENT_LEAKING: &str = "SELECT COUNT(*) FROM device_leaks
+     WHERE check_id = :check AND last_contact < :cutoff";
+
+/// The key condition every group read shares: after the cursor's key.
+const AFTER: &str = "(sort_key, hostname, id) > (:key, :hostname, :id)";
+const LEAK_AFTER: &str = "(sort_key, hostname, device_id) > (:key, :hostname, :id)";
+
+/// A page of a graded group (`:status`): its devices that are not silent.
+pub(in crate::store) fn graded_group_sql() -> String {
     format!(
-        "SELECT device_id FROM device_leaks WHERE check_id = :check AND {condition}
-         ORDER BY lower(hostname), hostname, device_id LIMIT :limit OFFSET :offset"
+        "SELECT {DEVICE_COLUMNS} FROM devices
+         WHERE status = :status AND last_contact >= :cutoff AND {AFTER}
+         ORDER BY sort_key, hostname, id LIMIT :limit"
     )
 }
 
-/// Devices per status among those leaking on `check`: all of them, as
-/// `failures` counted them, less the `silent` ones, are leaky — see
-/// [`Group::leaking`].
-pub(in crate::store) fn leaking_summary(
-    check: &str,
-    failures: &[CheckFailures],
-    silent: u64,
-) -> Summary {
-    let total = failures
-        .iter()
-        .find(|failures| failures.check == check)
-        .map_or(0, |failures| failures.devices);
-    Summary {
-        total,
-        silent,
-        leaky: total.saturating_sub(silent),
-        unknown: 0,
-        compliant: 0,
+/// The ids of a page of silent devices, when they are few: their keys in a
+/// range of `devices_by_contact`, sorted.
+pub(in crate::store) fn few_silent_sql(dialect: Dialect) -> String {
+    format!(
+        "SELECT id FROM devices {}
+         WHERE last_contact < :cutoff AND {AFTER}
+         ORDER BY sort_key, hostname, id LIMIT :limit",
+        dialect.indexed_by("devices_by_contact")
+    )
+}
+
+/// The ids of a page of silent devices, when they are many: the walks of
+/// the three graded groups, merged in table order.
+pub(in crate::store) fn many_silent_sql(dialect: Dialect) -> String {
+    let walk = |status: &str| {
+        let walk = format!(
+            "SELECT id, sort_key, hostname FROM devices
+             WHERE status = '{status}' AND last_contact < :cutoff AND {AFTER}"
+        );
+        match dialect {
+            // A compound SELECT of plain arms, not a subquery: SQLite
+            // merges its ordered arms (a subquery would be sorted whole).
+            Dialect::Sqlite => walk,
+            // PostgreSQL merges arms that are each in order and limited;
+            // plain arms it would append and sort.
+            Dialect::Postgres => {
+                format!("({walk} ORDER BY sort_key, hostname, id LIMIT :limit)")
+            }
+        }
+    };
+    format!(
+        "{} UNION ALL {} UNION ALL {} ORDER BY sort_key, hostname, id LIMIT :limit",
+        walk("leaky"),
+        walk("unknown"),
+        walk("compliant")
+    )
+}
+
+/// The ids of a page of the devices leaking on `:check` whose last contact
+/// `contact` keeps, walked in table order.
+pub(in crate::store) fn leaking_walk_sql(dialect: Dialect, contact: &str) -> String {
+    format!(
+        "SELECT device_id FROM device_leaks {}
+         WHERE check_id = :check AND last_contact {contact} :cutoff AND {LEAK_AFTER}
+         ORDER BY sort_key, hostname, device_id LIMIT :limit",
+        dialect.indexed_by("device_leaks_in_table_order")
+    )
+}
+
+/// The ids of a page of the silent devices leaking on `:check`, when they
+/// are few: a range of `device_leaks_by_contact`, sorted.
+pub(in crate::store) fn few_silent_leaking_sql(dialect: Dialect) -> String {
+    format!(
+        "SELECT device_id FROM device_leaks {}
+         WHERE check_id = :check AND last_contact < :cutoff AND {LEAK_AFTER}
+         ORDER BY sort_key, hostname, device_id LIMIT :limit",
+        dialect.indexed_by("device_leaks_by_contact")
+    )
+}
+
+/// How a group's read is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::store) enum GroupSql {
+    /// One statement reads the rows ([`DEVICE_COLUMNS`]).
+    Rows(String),
+    /// One statement reads the ids on the page, in table order; each
+    /// device is then looked up.
+    Ids(String),
+}
+
+/// The count a silent group's read needs first, up to [`MANY_SILENT`]
+/// (`:many`): how it is read depends on how many devices are silent.
+pub(in crate::store) fn silent_count_sql(read: &GroupRead<'_>) -> Option<&'static str> {
+    match (read.group, read.check) {
+        (DeviceStatus::Silent, None) => Some(SILENT_UP_TO),
+        (DeviceStatus::Silent, Some(_)) => Some(SILENT_LEAKING_UP_TO),
+        _ => None,
     }
 }
 
-/// The rows of one group that fall on the page.
-#[derive(Debug)]
-pub(in crate::store) struct Slice {
-    pub(in crate::store) group: &'static Group,
-    pub(in crate::store) limit: i64,
-    pub(in crate::store) offset: i64,
-}
-
-/// Where a page's rows come from.
-#[derive(Debug)]
-pub(in crate::store) struct Plan {
-    /// How many devices match the query, over all pages.
-    pub(in crate::store) matching: u64,
-    /// The groups' rows on the page, in table order.
-    pub(in crate::store) slices: Vec<Slice>,
-}
-
-impl Plan {
-    /// The page: the fleet's `summary` and `failures`, and the `devices`
-    /// read for the slices.
-    pub(in crate::store) fn page(
-        &self,
-        query: &FleetQuery,
-        summary: Summary,
-        failures_by_check: Vec<CheckFailures>,
-        devices: Vec<DeviceRow>,
-    ) -> FleetPage {
-        FleetPage {
-            summary,
-            failures_by_check,
-            devices,
-            page: query.page.max(1),
-            per_page: query.per_page,
-            matching: self.matching,
-        }
+/// The statement of a group's read, given the [`silent_count_sql`] it
+/// needed (0 for a group that needs none).
+pub(in crate::store) fn group_sql(dialect: Dialect, read: &GroupRead<'_>, silent: i64) -> GroupSql {
+    let many = silent >= MANY_SILENT;
+    match (read.check, read.group == DeviceStatus::Silent) {
+        (None, false) => GroupSql::Rows(graded_group_sql()),
+        (None, true) if many => GroupSql::Ids(many_silent_sql(dialect)),
+        (None, true) => GroupSql::Ids(few_silent_sql(dialect)),
+        (Some(_), false) => GroupSql::Ids(leaking_walk_sql(dialect, ">=")),
+        (Some(_), true) if many => GroupSql::Ids(leaking_walk_sql(dialect, "<")),
+        (Some(_), true) => GroupSql::Ids(few_silent_leaking_sql(dialect)),
     }
-}
-
-/// Cuts the query's page from the groups it keeps, given how many devices
-/// of each status match (`filtered`): the page may span groups, and takes
-/// from each what falls on it.
-pub(in crate::store) fn plan(query: &FleetQuery, filtered: &Summary) -> Result<Plan, StoreError> {
-    let groups: Vec<(&'static Group, u64)> = GROUPS
-        .iter()
-        .filter(|group| query.status.is_none_or(|wanted| wanted == group.status))
-        .map(|group| {
-            let size = match group.status {
-                DeviceStatus::Leaky => filtered.leaky,
-                DeviceStatus::Silent => filtered.silent,
-                DeviceStatus::Unknown => filtered.unknown,
-                DeviceStatus::Compliant => filtered.compliant,
-            };
-            (group, size)
-        })
-        .collect();
-    let matching = groups.iter().map(|(_, size)| size).sum();
-    let mut skip = u64::from(query.page.max(1) - 1) * u64::from(query.per_page);
-    let mut wanted = u64::from(query.per_page);
-    let mut slices = Vec::new();
-    for (group, size) in groups {
-        if wanted == 0 {
-            break;
-        }
-        if skip >= size {
-            skip -= size;
-            continue;
-        }
-        let take = wanted.min(size - skip);
-        slices.push(Slice {
-            group,
-            limit: as_sql(take)?,
-            offset: as_sql(skip)?,
-        });
-        wanted -= take;
-        skip = 0;
-    }
-    Ok(Plan { matching, slices })
-}
-
-fn as_sql(count: u64) -> Result<i64, StoreError> {
-    i64::try_from(count).map_err(|_| StoreError(format!("{count} rows is past what SQL can page")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::query;
+    use crate::keyset::After;
 
-    fn summary(leaky: u64, silent: u64, unknown: u64, compliant: u64) -> Summary {
-        Summary {
-            total: leaky + silent + unknown + compliant,
-            leaky,
-            silent,
-            unknown,
-            compliant,
+    fn read(group: DeviceStatus, check: Option<&str>) -> GroupRead<'_> {
+        GroupRead {
+            group,
+            check,
+            after: After {
+                sort_key: String::new(),
+                hostname: String::new(),
+                id: String::new(),
+            },
+            limit: 10,
         }
     }
 
-    fn cut(
-        status: Option<DeviceStatus>,
-        page: u32,
-        per_page: u32,
-    ) -> (u64, Vec<(DeviceStatus, i64, i64)>) {
-        let query = FleetQuery {
-            status,
-            page,
-            per_page,
-            ..query(crate::store::tests::t0())
-        };
-        let plan = plan(&query, &summary(3, 0, 2, 4)).unwrap();
-        let slices = plan
-            .slices
-            .iter()
-            .map(|slice| (slice.group.status, slice.limit, slice.offset))
-            .collect();
-        (plan.matching, slices)
+    #[test]
+    fn a_silent_group_is_read_by_how_many_are_silent() {
+        use DeviceStatus::{Leaky, Silent};
+        let sqlite = Dialect::Sqlite;
+        assert_eq!(silent_count_sql(&read(Leaky, None)), None);
+        assert_eq!(silent_count_sql(&read(Silent, None)), Some(SILENT_UP_TO));
+        assert_eq!(
+            group_sql(sqlite, &read(Silent, None), MANY_SILENT - 1),
+            GroupSql::Ids(few_silent_sql(sqlite))
+        );
+        assert_eq!(
+            group_sql(sqlite, &read(Silent, None), MANY_SILENT),
+            GroupSql::Ids(many_silent_sql(sqlite))
+        );
+        assert_eq!(
+            group_sql(sqlite, &read(Silent, Some("firewall")), MANY_SILENT),
+            GroupSql::Ids(leaking_walk_sql(sqlite, "<"))
+        );
+        assert_eq!(
+            group_sql(sqlite, &read(Leaky, None), 0),
+            GroupSql::Rows(graded_group_sql())
+        );
     }
 
     #[test]
-    fn a_page_takes_from_each_group_what_falls_on_it() {
-        use DeviceStatus::{Compliant, Leaky, Unknown};
-        assert_eq!(cut(None, 1, 4), (9, vec![(Leaky, 3, 0), (Unknown, 1, 0)]));
-        assert_eq!(
-            cut(None, 2, 4),
-            (9, vec![(Unknown, 1, 1), (Compliant, 3, 0)]),
-            "the empty silent group is passed over"
-        );
-        assert_eq!(cut(None, 3, 4), (9, vec![(Compliant, 1, 3)]));
-        assert_eq!(cut(None, 4, 4), (9, vec![]));
-        assert_eq!(cut(Some(Compliant), 2, 3), (4, vec![(Compliant, 1, 3)]));
-        assert_eq!(cut(None, 0, 2), cut(None, 1, 2), "page 0 is the first");
+    fn postgres_reads_carry_no_sqlite_hints() {
+        let postgres = Dialect::Postgres;
+        for sql in [
+            few_silent_sql(postgres),
+            leaking_walk_sql(postgres, "<"),
+            few_silent_leaking_sql(postgres),
+            silent_by_status_sql(postgres),
+        ] {
+            assert!(!sql.contains("INDEXED BY") && !sql.contains('+'), "{sql}");
+        }
+        assert!(few_silent_sql(Dialect::Sqlite).contains("INDEXED BY devices_by_contact"));
+    }
+
+    #[test]
+    fn only_the_names_a_statement_uses_are_bound() {
+        let named = [(":check", 1), (":cutoff", 2), (":limit", 3), (":many", 4)];
+        let bound: Vec<&str> = uses(SILENT_LEAKING, named)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(bound, [":check", ":cutoff"]);
     }
 }

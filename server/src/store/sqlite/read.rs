@@ -1,21 +1,21 @@
-//! The reads: tokens, keys, the policy, and the fleet report (its queries
-//! and paging are the SQL backends' shared [`fleet`](crate::store::sql::fleet)).
+//! The reads: tokens, keys, the policy and its re-grade, devices' states
+//! and pages (the fleet's counts and device table are in `fleet.rs`).
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use serde::de::DeserializeOwned;
 use shipshape_core::Finding;
 
 use super::{Ms, StatusColumn};
+use crate::grade::CheckState;
 use crate::model::{
-    CheckFailures, DeviceDetail, DeviceKey, DeviceRow, FleetPage, FleetQuery, ReportSummary,
-    Staleness, StoredPolicy, Summary, TokenInfo, Transition,
+    DeviceDetail, DeviceKey, DeviceRow, DeviceState, LastReport, RegradeProgress, ReportSummary,
+    Staleness, StoredPolicy, TokenInfo, Transition,
 };
-use crate::store::sql::fleet::{
-    self, COUNTS, DEVICE_COLUMNS, FAILURES_BY_CHECK, SILENT_LEAKING, leaking_page_sql, page_sql,
-};
+use crate::store::sql::fleet::DEVICE_COLUMNS;
+use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
 use crate::store::sql::{
-    DEVICE_PAGE_REPORTS, parse_token_kind, parse_transition_kind, shown_status,
+    ACTIVE_POLICY_ID, DEVICE_PAGE_REPORTS, parse_token_kind, parse_transition_kind, shown_status,
 };
 use crate::store::{StoreError, sql};
 
@@ -92,7 +92,82 @@ pub(super) fn active_policy(connection: &Connection) -> Result<Option<StoredPoli
         .optional()?)
 }
 
-fn device_row(row: &Row<'_>, staleness: Staleness) -> rusqlite::Result<DeviceRow> {
+pub(super) fn active_policy_id(connection: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(connection
+        .prepare_cached(ACTIVE_POLICY_ID)?
+        .query_row([], |row| row.get(0))?)
+}
+
+/// The re-grade of the newest policy.
+pub(super) fn regrade_progress(
+    connection: &Connection,
+) -> Result<Option<RegradeProgress>, StoreError> {
+    Ok(connection
+        .prepare_cached(regrade::PROGRESS)?
+        .query_row([], |row| {
+            let state: String = row.get(1)?;
+            let state = regrade::parse_state(&state)
+                .ok_or_else(|| unexpected(1, format!("re-grade state `{state}`")))?;
+            Ok(RegradeProgress {
+                policy_id: row.get(0)?,
+                state,
+                devices: count(row, 2)?,
+                done: count(row, 3)?,
+                changed_status: count(row, 4)?,
+                started_at: row.get::<_, Ms>(5)?.0,
+                finished_at: row.get::<_, Option<Ms>>(6)?.map(|Ms(at)| at),
+                after: row.get(7)?,
+            })
+        })
+        .optional()?)
+}
+
+/// See [`crate::store::Store::device_states`]: the devices by their primary
+/// key, their last facts by theirs, and their clocks and leaks as one range
+/// each.
+pub(super) fn device_states(
+    connection: &Connection,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<DeviceState>, StoreError> {
+    let transaction = connection.unchecked_transaction()?;
+    let mut states: Vec<DeviceState> = transaction
+        .prepare_cached(DEVICE_STATES)?
+        .query_map(named_params! { ":after": after, ":limit": limit }, |row| {
+            let report_id: Option<String> = row.get(4)?;
+            let facts_json: Option<String> = row.get(5)?;
+            Ok(DeviceState {
+                id: row.get(0)?,
+                hostname: row.get(1)?,
+                status: row.get::<_, StatusColumn>(2)?.0,
+                checks: CheckState::default(),
+                findings_json: row.get(3)?,
+                last_report: report_id
+                    .zip(facts_json)
+                    .map(|(id, facts_json)| LastReport { id, facts_json }),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let Some(last) = states.last().map(|state| state.id.clone()) else {
+        return Ok(states);
+    };
+    let range = named_params! { ":after": after, ":last": last };
+    let clocks: Vec<(String, String, jiff::Timestamp)> = transaction
+        .prepare_cached(CLOCKS_IN_RANGE)?
+        .query_map(range, |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get::<_, Ms>(2)?.0))
+        })?
+        .collect::<Result<_, _>>()?;
+    let leaks: Vec<(String, String)> = transaction
+        .prepare_cached(LEAKS_IN_RANGE)?
+        .query_map(range, |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    regrade::attach_checks(&mut states, clocks, leaks);
+    Ok(states)
+}
+
+/// A row of [`DEVICE_COLUMNS`].
+pub(super) fn device_row(row: &Row<'_>, staleness: Staleness) -> rusqlite::Result<DeviceRow> {
     let StatusColumn(graded) = row.get(3)?;
     let Ms(last_contact) = row.get(8)?;
     Ok(DeviceRow {
@@ -105,95 +180,6 @@ fn device_row(row: &Row<'_>, staleness: Staleness) -> rusqlite::Result<DeviceRow
         enrolled_at: row.get::<_, Ms>(6)?.0,
         revoked: row.get::<_, Option<Ms>>(7)?.is_some(),
     })
-}
-
-pub(super) fn fleet(connection: &Connection, query: &FleetQuery) -> Result<FleetPage, StoreError> {
-    // One snapshot for the counts and the page, so they agree.
-    let transaction = connection.unchecked_transaction()?;
-    let cutoff = Ms(query.staleness.cutoff());
-    let summary = counts(&transaction, cutoff)?;
-    let failures_by_check: Vec<CheckFailures> = transaction
-        .prepare_cached(FAILURES_BY_CHECK)?
-        .query_map([], |row| {
-            Ok(CheckFailures {
-                check: row.get(0)?,
-                devices: count(row, 1)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-
-    let filtered = match &query.check {
-        Some(check) => {
-            let silent = transaction.prepare_cached(SILENT_LEAKING)?.query_row(
-                named_params! { ":check": check, ":cutoff": cutoff },
-                |row| count(row, 0),
-            )?;
-            fleet::leaking_summary(check, &failures_by_check, silent)
-        }
-        None => summary.clone(),
-    };
-    let plan = fleet::plan(query, &filtered)?;
-    let mut devices = Vec::new();
-    for slice in &plan.slices {
-        let (limit, offset) = (slice.limit, slice.offset);
-        let rows = match (&query.check, slice.group.leaking) {
-            (None, _) => transaction
-                .prepare_cached(&page_sql(slice.group.devices))?
-                .query_map(
-                    named_params! { ":cutoff": cutoff, ":limit": limit, ":offset": offset },
-                    |row| device_row(row, query.staleness),
-                )?
-                .collect::<Result<_, _>>()?,
-            (Some(check), Some(condition)) => {
-                let page = named_params! {
-                    ":check": check, ":cutoff": cutoff, ":limit": limit, ":offset": offset,
-                };
-                leaking_page(&transaction, condition, page, query.staleness)?
-            }
-            (Some(_), None) => Vec::new(),
-        };
-        devices.extend(rows);
-    }
-    Ok(plan.page(query, summary, failures_by_check, devices))
-}
-
-/// A page of the devices leaking on a check: their ids from `device_leaks`
-/// in table order, then each device by its id, so that the devices skipped
-/// to reach the page are never looked up.
-fn leaking_page(
-    connection: &Connection,
-    condition: &str,
-    page: &[(&str, &dyn ToSql)],
-    staleness: Staleness,
-) -> Result<Vec<DeviceRow>, StoreError> {
-    let ids: Vec<String> = connection
-        .prepare_cached(&leaking_page_sql(condition))?
-        .query_map(page, |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut device = connection.prepare_cached(&format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"
-    ))?;
-    let mut rows = Vec::with_capacity(ids.len());
-    for id in &ids {
-        rows.push(device.query_row([id], |row| device_row(row, staleness))?);
-    }
-    Ok(rows)
-}
-
-/// Devices per status, over the whole fleet.
-fn counts(connection: &Connection, cutoff: Ms) -> Result<Summary, StoreError> {
-    Ok(connection.prepare_cached(COUNTS)?.query_row(
-        named_params! { ":cutoff": cutoff },
-        |row| {
-            Ok(Summary {
-                total: count(row, 0)?,
-                silent: count(row, 1)?,
-                leaky: count(row, 2)?,
-                unknown: count(row, 3)?,
-                compliant: count(row, 4)?,
-            })
-        },
-    )?)
 }
 
 pub(super) fn device(
@@ -255,7 +241,7 @@ pub(super) fn device(
     }))
 }
 
-fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+pub(super) fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     let count: i64 = row.get(index)?;
     u64::try_from(count).map_err(|_| unexpected(index, format!("count {count}")))
 }

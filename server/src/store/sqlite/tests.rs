@@ -7,7 +7,10 @@ use shipshape_core::wire::DeviceStatus;
 use super::*;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
 use crate::model::{FleetQuery, IncomingReport, NewDevice, NewToken, TokenKind};
-use crate::store::tests::{active, device_table, every_story, failure_counts, query, report, t0};
+use crate::store::sql::fleet::{self, Dialect};
+use crate::store::tests::{
+    active, device_table, every_story, failure_counts, fleet, query, report, t0,
+};
 
 async fn fresh() -> Option<(Box<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
@@ -195,136 +198,28 @@ async fn ingest_throughput() {
 
     let lenient = "leak-severity = \"critical\"\n[checks.firewall]\nseverity = \"high\"\n";
     let started = Instant::now();
-    let (_, regraded) = store
-        .activate_policy(
-            lenient,
-            &crate::grade::fixtures::policy(lenient),
-            t0() + SignedDuration::from_hours(1),
-        )
+    let at = t0() + SignedDuration::from_hours(1);
+    let (stored, _) = store.activate_policy(lenient, at).await.unwrap();
+    let active = crate::store::ActivePolicy {
+        policy: crate::grade::fixtures::policy(lenient),
+        stored,
+    };
+    let regraded = crate::regrade::run(store.as_ref(), &active, || at)
         .await
+        .unwrap()
         .unwrap();
     let elapsed = started.elapsed();
-    assert_eq!(regraded.devices, DEVICES as u64);
+    assert_eq!(regraded.done, DEVICES as u64);
     println!(
         "a policy change re-graded {DEVICES} devices in {elapsed:.2?} ({:.0?} per device)",
         elapsed / DEVICES as u32
     );
 }
 
-/// The fleet page over 100,000 devices:
-/// `cargo test --release -p shipshape-server fleet_of_100k -- --ignored --nocapture`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a test: run it with --ignored --nocapture"]
-async fn fleet_of_100k() {
-    const DEVICES: usize = 100_000;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shipshape.db");
-    let store = SqliteStore::open(&path).unwrap();
-    let now = t0();
-    {
-        let mut connection = connect(&path, Role::Writer).unwrap();
-        let transaction = connection.transaction().unwrap();
-        let checks = ["firewall", "os-updates", "disk-encryption"];
-        for n in 0..DEVICES {
-            let id = format!("{:032x}", n * 7919 % DEVICES);
-            let (status, leaks): (&str, &[&str]) = match n % 10 {
-                0 => ("leaky", &checks[..1]),
-                1 => ("leaky", &checks[1..]),
-                2 => ("unknown", &[]),
-                _ => ("compliant", &[]),
-            };
-            let last_contact = if n % 50 == 0 {
-                now - SignedDuration::from_hours(24 * 5)
-            } else {
-                now - SignedDuration::from_mins((n % 600) as i64)
-            };
-            let hostname = format!("host-{:06}", (n * 104_729) % DEVICES);
-            transaction
-                .execute(
-                    "INSERT INTO devices (id, public_key, hostname, os_family, os_name, os_version,
-                         enrolled_at, last_seen, last_contact, status, leaking_checks, findings_json)
-                     VALUES (?1, ?2, ?3, 'linux', 'Debian GNU/Linux 12 (bookworm)', '12',
-                         ?4, ?5, ?5, ?6, ?7, '[]')",
-                    (
-                        &id,
-                        hex::encode([7; 32]),
-                        &hostname,
-                        Ms(now - SignedDuration::from_hours(24 * 30)),
-                        Ms(last_contact),
-                        status,
-                        serde_json::to_string(leaks).unwrap(),
-                    ),
-                )
-                .unwrap();
-            for check in leaks {
-                transaction
-                    .execute(
-                        "INSERT INTO device_leaks (device_id, check_id, hostname, last_contact)
-                         VALUES (?1, ?2, ?3, ?4)",
-                        (&id, check, &hostname, Ms(last_contact)),
-                    )
-                    .unwrap();
-            }
-        }
-        transaction.commit().unwrap();
-        connection.execute_batch("ANALYZE").unwrap();
-    }
-    let staleness = Staleness {
-        now,
-        stale_after: SignedDuration::from_hours(48),
-    };
-    let query = |status, check: Option<&str>, page| FleetQuery {
-        status,
-        check: check.map(str::to_owned),
-        page,
-        per_page: 50,
-        staleness,
-    };
-    let cases = [
-        ("first page", query(None, None, 1)),
-        ("page 1000", query(None, None, 1000)),
-        ("leaky", query(Some(DeviceStatus::Leaky), None, 1)),
-        ("silent", query(Some(DeviceStatus::Silent), None, 1)),
-        ("compliant", query(Some(DeviceStatus::Compliant), None, 1)),
-        ("failing firewall", query(None, Some("firewall"), 1)),
-        (
-            "failing os-updates, page 150",
-            query(None, Some("os-updates"), 150),
-        ),
-        (
-            "silent, failing firewall",
-            query(Some(DeviceStatus::Silent), Some("firewall"), 1),
-        ),
-    ];
-    for (name, query) in cases {
-        store.fleet(&query).await.unwrap();
-        let runs = 5;
-        let started = Instant::now();
-        let mut page = None;
-        for _ in 0..runs {
-            page = Some(store.fleet(&query).await.unwrap());
-        }
-        let each = started.elapsed() / runs;
-        let page = page.unwrap();
-        println!(
-            "{name}: {each:.1?} per fleet page ({} devices, {} matching)",
-            page.summary.total, page.matching
-        );
-        assert_eq!(page.summary.total, DEVICES as u64);
-        assert!(
-            each.as_millis() < 200,
-            "{name} took {each:?}, the target is < 200 ms"
-        );
-    }
-}
-
-#[test]
-fn the_fleet_filtered_by_a_check_is_read_from_indexes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shipshape.db");
-    drop(SqliteStore::open(&path).unwrap());
-    let connection = connect(&path, Role::Reader).unwrap();
-    let plan = |sql: &str| -> String {
+/// The plans SQLite chooses for the fleet's reads, one step per line.
+fn plans(path: &std::path::Path) -> impl Fn(&str) -> String {
+    let connection = connect(path, Role::Reader).unwrap();
+    move |sql: &str| {
         let mut explain = connection
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap();
@@ -334,35 +229,156 @@ fn the_fleet_filtered_by_a_check_is_read_from_indexes() {
             steps.push(row.get::<_, String>(3).unwrap());
         }
         steps.join("\n")
-    };
-    let mut filtered = 0;
-    for group in &sql::fleet::GROUPS {
-        let page = plan(&sql::fleet::page_sql(group.devices));
-        assert!(!page.contains("TEMP B-TREE"), "{:?}: {page}", group.status);
-        if let Some(condition) = group.leaking {
-            let page = plan(&sql::fleet::leaking_page_sql(condition));
-            assert!(
-                page.contains("USING COVERING INDEX device_leaks_in_table_order (check_id=?)")
-                    && !page.contains("SCAN")
-                    && !page.contains("TEMP B-TREE"),
-                "{:?}: {page}",
-                group.status
-            );
-            filtered += 1;
-        }
     }
-    assert_eq!(filtered, 2, "the leaky and the silent group");
-    let silent = plan(sql::fleet::SILENT_LEAKING);
-    assert!(
-        silent.contains(
-            "USING COVERING INDEX device_leaks_by_contact (check_id=? AND last_contact<?)"
-        ) && !silent.contains("SCAN"),
-        "{silent}"
+}
+
+#[test]
+fn every_page_of_the_fleet_is_a_range_of_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shipshape.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let plan = plans(&path);
+    // A scan of a table or an index; the rows of a subquery may be scanned.
+    let scans = |steps: &str| steps.contains("SCAN devices") || steps.contains("SCAN device_leaks");
+    let in_order = |sql: &str, index: &str, range: &str| {
+        let steps = plan(sql);
+        assert!(
+            steps.contains(&format!("INDEX {index} ({range})"))
+                && !scans(&steps)
+                && !steps.contains("TEMP B-TREE"),
+            "{sql}\n{steps}"
+        );
+    };
+    let after = "(sort_key,hostname,id)>(?,?,?)";
+    let leak_after = "(sort_key,hostname,device_id)>(?,?,?)";
+    in_order(
+        &fleet::graded_group_sql(),
+        "devices_in_table_order",
+        &format!("status=? AND {after}"),
+    );
+    let many = plan(&fleet::many_silent_sql(Dialect::Sqlite));
+    assert_eq!(
+        many.matches(&format!(
+            "COVERING INDEX devices_in_table_order (status=? AND {after})"
+        ))
+        .count(),
+        3,
+        "the three graded walks, merged:\n{many}"
+    );
+    assert!(!scans(&many) && !many.contains("TEMP B-TREE"), "{many}");
+    for contact in [">=", "<"] {
+        in_order(
+            &fleet::leaking_walk_sql(Dialect::Sqlite, contact),
+            "device_leaks_in_table_order",
+            &format!("check_id=? AND {leak_after}"),
+        );
+    }
+    // The few silent devices: a range of the contact index, then sorted.
+    for (sql, index) in [
+        (
+            fleet::few_silent_sql(Dialect::Sqlite),
+            "devices_by_contact (last_contact<?)",
+        ),
+        (
+            fleet::few_silent_leaking_sql(Dialect::Sqlite),
+            "device_leaks_by_contact (check_id=? AND last_contact<?)",
+        ),
+    ] {
+        let steps = plan(&sql);
+        assert!(
+            steps.contains(&format!("COVERING INDEX {index}")) && !scans(&steps),
+            "{sql}\n{steps}"
+        );
+    }
+    // The counts: ranges below the cutoff, bounded by the silent devices.
+    for (sql, index) in [
+        (
+            &*fleet::silent_by_status_sql(Dialect::Sqlite),
+            "devices_by_contact (last_contact<?)",
+        ),
+        (fleet::SILENT_UP_TO, "devices_by_contact (last_contact<?)"),
+        (
+            fleet::SILENT_LEAKING,
+            "device_leaks_by_contact (check_id=? AND last_contact<?)",
+        ),
+        (
+            fleet::SILENT_LEAKING_UP_TO,
+            "device_leaks_by_contact (check_id=? AND last_contact<?)",
+        ),
+    ] {
+        let steps = plan(sql);
+        assert!(
+            steps.contains(&format!("COVERING INDEX {index}")) && !scans(&steps),
+            "{sql}\n{steps}"
+        );
+    }
+}
+
+/// Many silent devices: the silent group is the merge of the graded walks,
+/// and reads the same as when they are few.
+#[tokio::test]
+async fn many_silent_devices_are_listed_in_table_order_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shipshape.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let silent = (fleet::MANY_SILENT + 5) as usize;
+    let long_ago = t0() - SignedDuration::from_hours(24 * 5);
+    {
+        // Written directly: enrolling this many through the store takes a while.
+        let mut connection = connect(&path, Role::Writer).unwrap();
+        let transaction = connection.transaction().unwrap();
+        for n in 0..silent {
+            let hostname = format!("{}-{n:05}", ["Zed", "amy", "Bob"][n % 3]);
+            let status = ["leaky", "unknown", "compliant"][n % 3];
+            transaction
+                .execute(
+                    "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
+                         enrolled_at, last_contact, status, leaking_checks, findings_json)
+                     VALUES (?1, ?2, ?3, lower(?3), 'linux', 'Debian', ?4, ?4, ?5, '[]', '[]')",
+                    (
+                        format!("{n:08}"),
+                        hex::encode([7; 32]),
+                        &hostname,
+                        Ms(long_ago),
+                        status,
+                    ),
+                )
+                .unwrap();
+        }
+        transaction
+            .execute(
+                "UPDATE status_counts SET devices = (
+                     SELECT COUNT(*) FROM devices WHERE devices.status = status_counts.status)",
+                [],
+            )
+            .unwrap();
+        transaction.commit().unwrap();
+    }
+    let query = FleetQuery {
+        status: Some(DeviceStatus::Silent),
+        per_page: 1000,
+        ..query(t0())
+    };
+    let (rows, pages) = crate::store::tests::every_page(&store, &query).await;
+    assert_eq!((rows.len(), pages), (silent, silent.div_ceil(1000)));
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|row| (row.hostname.to_ascii_lowercase(), row.id.clone()))
+        .collect();
+    assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(rows.iter().all(|row| row.status == DeviceStatus::Silent));
+    let counts = store.fleet_summary(&query).await.unwrap();
+    assert_eq!(
+        (counts.summary.silent, counts.matching),
+        (silent as u64, silent as u64)
     );
 }
 
+/// A database of version 1 is migrated: the check filter finds its leaks
+/// (version 2), its devices have sort keys and its counts are filled, and
+/// its active policy's re-grade counts as done (version 3).
 #[tokio::test]
-async fn leaks_stored_before_version_2_are_found_by_the_check_filter() {
+async fn a_database_of_version_1_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shipshape.db");
     let recently = t0() - SignedDuration::from_hours(1);
@@ -415,12 +431,49 @@ async fn leaks_stored_before_version_2_are_found_by_the_check_filter() {
         }
     }
 
+    {
+        let connection = Connection::open(&path).unwrap();
+        for activated_at in [1, 2] {
+            connection
+                .execute(
+                    "INSERT INTO policies (policy_text, etag, activated_at)
+                     VALUES ('', '\"etag\"', ?1)",
+                    [activated_at],
+                )
+                .unwrap();
+        }
+    }
+
     let store = SqliteStore::open(&path).unwrap();
+    let everything = fleet(&store, &query(t0())).await;
+    assert_eq!(
+        device_table(&everything),
+        [
+            ("zulu", DeviceStatus::Leaky),
+            ("Yankee", DeviceStatus::Silent),
+            ("xray", DeviceStatus::Compliant)
+        ]
+    );
+    let summary = &everything.summary;
+    assert_eq!(
+        (
+            summary.total,
+            summary.leaky,
+            summary.silent,
+            summary.compliant
+        ),
+        (3, 1, 1, 1)
+    );
+    let progress = store.regrade_progress().await.unwrap().unwrap();
+    assert_eq!(
+        (progress.policy_id, progress.state),
+        (2, crate::model::RegradeState::Done)
+    );
     let filtered = |check: &str| FleetQuery {
         check: Some(check.to_owned()),
         ..query(t0())
     };
-    let page = store.fleet(&filtered("firewall")).await.unwrap();
+    let page = fleet(&store, &filtered("firewall")).await;
     let table = device_table(&page);
     assert_eq!(
         table,
@@ -432,7 +485,7 @@ async fn leaks_stored_before_version_2_are_found_by_the_check_filter() {
     assert_eq!(page.matching, 2);
     let failures = failure_counts(&page);
     assert_eq!(failures, [("firewall", 2), ("os-updates", 1)]);
-    let page = store.fleet(&filtered("os-updates")).await.unwrap();
+    let page = fleet(&store, &filtered("os-updates")).await;
     assert_eq!(page.devices.len(), 1);
     assert_eq!(page.devices[0].hostname, "zulu");
 }

@@ -1,16 +1,24 @@
 //! The writes, each the body of one savepoint on the writer's connection.
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, named_params};
 use shipshape_core::Policy;
 use shipshape_core::checks::CheckId;
 
 use super::{Ms, StatusColumn, read};
+use crate::counts::CountChanges;
 use crate::grade::{CheckState, Grade, grade};
-use crate::model::{EnrollRefusal, NewDevice, NewToken, Regraded, StoredPolicy, TokenInfo};
+use crate::keyset::sort_key;
+use crate::model::{
+    EnrollRefusal, NewDevice, NewToken, RegradeBatch, RegradeProgress, RegradeState, StoredPolicy,
+    TokenInfo,
+};
+use crate::store::sql::regrade::{
+    self, CHANGE_CHECK_COUNT, CHANGE_STATUS_COUNT, DEVICES_TO_REGRADE, SUPERSEDE,
+};
 use crate::store::sql::{
-    EnrollToken, PreparedReport, REGRADE_CHUNK, etag, facts_to_regrade, leaking_json,
-    new_device_id, new_token_info, to_json, token_kind, transition_kind, whole_millis,
+    ACTIVE_POLICY_ID, EnrollToken, PreparedReport, etag, leaking_json, new_device_id,
+    new_token_info, to_json, token_kind, transition_kind, whole_millis,
 };
 use crate::store::{Recorded, StoreError};
 
@@ -19,13 +27,26 @@ pub(super) fn record_report(
     connection: &Connection,
     report: &PreparedReport,
     policy: &Policy,
+    policy_id: i64,
 ) -> Result<Recorded, StoreError> {
-    if !device_exists(connection, &report.device_id)? {
+    // The writer stores policies too: none can be activated between this
+    // and the report's commit.
+    let newest: Option<i64> = connection
+        .prepare_cached(ACTIVE_POLICY_ID)?
+        .query_row([], |row| row.get(0))?;
+    if newest.is_some_and(|newest| newest > policy_id) {
+        return Ok(Recorded::PolicyOutdated);
+    }
+    let Some(StatusColumn(before)) = connection
+        .prepare_cached("SELECT status FROM devices WHERE id = ?1")?
+        .query_row([&report.device_id], |row| row.get(0))
+        .optional()?
+    else {
         return Err(StoreError(format!(
             "device {} is not enrolled",
             report.device_id
         )));
-    }
+    };
     let existing: Option<(String, String)> = connection
         .prepare_cached("SELECT device_id, receipt_json FROM reports WHERE id = ?1")?
         .query_row([&report.id], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -54,11 +75,13 @@ pub(super) fn record_report(
     let receipt_json = to_json("receipt", &receipt)?;
     let leaking = leaking_json(&grade)?;
     let host = &report.facts.host;
+    let key = sort_key(&host.hostname);
     connection
         .prepare_cached(
-            "UPDATE devices SET hostname = ?2, os_family = ?3, os_name = ?4, os_version = ?5,
-                 hardware_id = COALESCE(?6, hardware_id), last_seen = ?7, last_contact = ?7,
-                 status = ?8, leaking_checks = ?9, findings_json = ?10, last_report_id = ?11
+            "UPDATE devices SET hostname = ?2, sort_key = ?12, os_family = ?3, os_name = ?4,
+                 os_version = ?5, hardware_id = COALESCE(?6, hardware_id), last_seen = ?7,
+                 last_contact = ?7, status = ?8, leaking_checks = ?9, findings_json = ?10,
+                 last_report_id = ?11
              WHERE id = ?1",
         )?
         .execute((
@@ -73,13 +96,20 @@ pub(super) fn record_report(
             &leaking,
             to_json("findings", &grade.findings)?,
             &report.id,
+            &key,
         ))?;
     // The fleet filtered by a check reads these copies instead of the device.
     connection
         .prepare_cached(
-            "UPDATE device_leaks SET hostname = ?2, last_contact = ?3 WHERE device_id = ?1",
+            "UPDATE device_leaks SET hostname = ?2, sort_key = ?3, last_contact = ?4
+             WHERE device_id = ?1",
         )?
-        .execute((&report.device_id, &host.hostname, Ms(report.received_at)))?;
+        .execute((
+            &report.device_id,
+            &host.hostname,
+            &key,
+            Ms(report.received_at),
+        ))?;
     connection
         .prepare_cached(
             "INSERT INTO reports (id, device_id, received_at, status, leaking_checks,
@@ -104,6 +134,12 @@ pub(super) fn record_report(
         report.received_at,
         Some(&report.id),
     )?;
+    let mut counts = CountChanges::default();
+    counts.regraded(
+        (before, &previous.leaking),
+        (grade.status, &grade.state.leaking),
+    );
+    apply_counts(connection, &counts)?;
     Ok(Recorded::Stored(receipt))
 }
 
@@ -197,8 +233,8 @@ fn save_state(
         // With the device's hostname and last contact, as the device row
         // holds them by now.
         let mut insert = connection.prepare_cached(
-            "INSERT INTO device_leaks (device_id, check_id, hostname, last_contact)
-             SELECT id, ?2, hostname, last_contact FROM devices WHERE id = ?1",
+            "INSERT INTO device_leaks (device_id, check_id, hostname, sort_key, last_contact)
+             SELECT id, ?2, hostname, sort_key, last_contact FROM devices WHERE id = ?1",
         )?;
         for check in &grade.state.leaking {
             insert.execute((device_id, check.as_str()))?;
@@ -256,9 +292,10 @@ pub(super) fn enroll(
     let enrolled_at = Ms(whole_millis(device.enrolled_at));
     connection
         .prepare_cached(
-            "INSERT INTO devices (id, public_key, hostname, os_family, os_name, os_version,
-                 hardware_id, enrolled_at, last_contact, status, leaking_checks, findings_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'unknown', '[]', '[]')",
+            "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
+                 os_version, hardware_id, enrolled_at, last_contact, status, leaking_checks,
+                 findings_json)
+             VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8, ?8, 'unknown', '[]', '[]')",
         )?
         .execute((
             &id,
@@ -269,7 +306,11 @@ pub(super) fn enroll(
             &host.os.version,
             &host.hardware_id,
             enrolled_at,
+            sort_key(&host.hostname),
         ))?;
+    let mut counts = CountChanges::default();
+    counts.enrolled();
+    apply_counts(connection, &counts)?;
     Ok(Ok(id))
 }
 
@@ -318,18 +359,18 @@ pub(super) fn revoke_device(
     Ok(changed == 1)
 }
 
-/// Stores the policy and re-grades every device that has reported, from its
-/// last facts; see [`crate::store::Store::activate_policy`].
+/// Stores the policy and starts its re-grade; see
+/// [`crate::store::Store::activate_policy`].
 pub(super) fn activate_policy(
     connection: &Connection,
     text: &str,
-    policy: &Policy,
     now: Timestamp,
-) -> Result<(StoredPolicy, Regraded), StoreError> {
+) -> Result<(StoredPolicy, RegradeProgress), StoreError> {
     if let Some(active) = read::active_policy(connection)?
         && active.text == text
+        && let Some(progress) = read::regrade_progress(connection)?
     {
-        return Ok((active, Regraded::default()));
+        return Ok((active, progress));
     }
     let now = whole_millis(now);
     let etag = etag(text);
@@ -339,60 +380,131 @@ pub(super) fn activate_policy(
              RETURNING id",
         )?
         .query_row((text, &etag, Ms(now)), |row| row.get(0))?;
+    connection
+        .prepare_cached(SUPERSEDE)?
+        .execute(named_params! { ":at": Ms(now) })?;
+    let devices: i64 = connection
+        .prepare_cached(DEVICES_TO_REGRADE)?
+        .query_row([], |row| row.get(0))?;
+    // With no device there is nothing to re-grade: done at once.
+    let (state, finished_at) = if devices == 0 {
+        (RegradeState::Done, Some(Ms(now)))
+    } else {
+        (RegradeState::Running, None)
+    };
+    connection
+        .prepare_cached(
+            "INSERT INTO regrades (policy_id, after_device, devices, done, changed_status,
+                 started_at, finished_at, state)
+             VALUES (?1, '', ?2, 0, 0, ?3, ?4, ?5)",
+        )?
+        .execute((
+            id,
+            devices,
+            Ms(now),
+            finished_at,
+            regrade::state_column(state),
+        ))?;
     let stored = StoredPolicy {
         id,
         text: text.to_owned(),
         etag,
         activated_at: now,
     };
-    Ok((stored, regrade_all(connection, policy, now)?))
+    let progress = read::regrade_progress(connection)?
+        .ok_or_else(|| StoreError("the re-grade just started is not stored".to_owned()))?;
+    Ok((stored, progress))
 }
 
-fn regrade_all(
+/// Stores a batch of a re-grade; see [`crate::store::Store::save_regrade`].
+pub(super) fn save_regrade(
     connection: &Connection,
-    policy: &Policy,
-    now: Timestamp,
-) -> Result<Regraded, StoreError> {
-    let mut regraded = Regraded::default();
-    let mut after = String::new();
-    loop {
-        let chunk: Vec<(String, StatusColumn, String)> = connection
+    batch: &RegradeBatch,
+) -> Result<Option<RegradeProgress>, StoreError> {
+    let Some(progress) = read::regrade_progress(connection)? else {
+        return Ok(None);
+    };
+    if progress.policy_id != batch.policy_id
+        || progress.state != RegradeState::Running
+        || progress.after != batch.from
+    {
+        return Ok(None);
+    }
+    let at = whole_millis(batch.at);
+    let mut counts = CountChanges::default();
+    let mut changed_status = 0;
+    for change in &batch.changes {
+        let updated = connection
             .prepare_cached(
-                "SELECT d.id, d.status, r.facts_json
-                 FROM devices d JOIN reports r ON r.id = d.last_report_id
-                 WHERE d.id > ?1 ORDER BY d.id LIMIT ?2",
+                "UPDATE devices SET status = ?3, leaking_checks = ?4, findings_json = ?5
+                 WHERE id = ?1 AND last_report_id = ?2",
             )?
-            .query_map((&after, REGRADE_CHUNK), |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let Some((last, _, _)) = chunk.last() else {
-            break;
-        };
-        after = last.clone();
-        for (device_id, StatusColumn(before), facts_json) in chunk {
-            let Some(facts) = facts_to_regrade(&device_id, &facts_json) else {
-                continue;
-            };
-            let previous = check_state(connection, &device_id)?;
-            let grade = grade(policy, &facts, now, &previous);
-            connection
-                .prepare_cached(
-                    "UPDATE devices SET status = ?2, leaking_checks = ?3, findings_json = ?4
-                     WHERE id = ?1",
-                )?
-                .execute((
-                    &device_id,
-                    StatusColumn(grade.status),
-                    leaking_json(&grade)?,
-                    to_json("findings", &grade.findings)?,
-                ))?;
-            save_state(connection, &device_id, &previous, &grade, now, None)?;
-            regraded.devices += 1;
-            if grade.status != before {
-                regraded.changed_status += 1;
-            }
+            .execute((
+                &change.device_id,
+                &change.report_id,
+                StatusColumn(change.grade.status),
+                leaking_json(&change.grade)?,
+                &change.findings_json,
+            ))?;
+        // None when a newer report came in meanwhile: it was graded by this
+        // policy already.
+        if updated == 0 {
+            continue;
+        }
+        save_state(
+            connection,
+            &change.device_id,
+            &change.previous,
+            &change.grade,
+            at,
+            None,
+        )?;
+        counts.regraded(
+            (change.before, &change.previous.leaking),
+            (change.grade.status, &change.grade.state.leaking),
+        );
+        if change.before != change.grade.status {
+            changed_status += 1;
         }
     }
-    Ok(regraded)
+    apply_counts(connection, &counts)?;
+    let (after, state, finished_at) = match &batch.through {
+        Some(through) => (through.as_str(), RegradeState::Running, None),
+        None => (batch.from.as_str(), RegradeState::Done, Some(Ms(at))),
+    };
+    connection
+        .prepare_cached(
+            "UPDATE regrades SET after_device = ?2, done = done + ?3,
+                 devices = MAX(devices, done + ?3), changed_status = changed_status + ?4,
+                 state = ?5, finished_at = ?6
+             WHERE policy_id = ?1",
+        )?
+        .execute((
+            batch.policy_id,
+            after,
+            as_count(batch.visited)?,
+            changed_status,
+            regrade::state_column(state),
+            finished_at,
+        ))?;
+    read::regrade_progress(connection)
+}
+
+/// Applies what a write changed to `status_counts` and `check_counts`.
+fn apply_counts(connection: &Connection, counts: &CountChanges) -> Result<(), StoreError> {
+    for (status, change) in counts.statuses() {
+        connection
+            .prepare_cached(CHANGE_STATUS_COUNT)?
+            .execute(named_params! { ":status": status, ":change": change })?;
+    }
+    for (check, change) in counts.checks() {
+        connection
+            .prepare_cached(CHANGE_CHECK_COUNT)?
+            .execute(named_params! { ":check": check, ":change": change })?;
+    }
+    Ok(())
+}
+
+fn as_count(count: u64) -> Result<i64, StoreError> {
+    i64::try_from(count).map_err(|_| StoreError(format!("{count} devices is past what SQL counts")))
 }

@@ -1,0 +1,552 @@
+//! Server benchmark: the fleet views, the CSV export and the re-grade at
+//! scale, on SQLite.
+//!
+//! ```sh
+//! cargo bench -p shipshape-server --bench fleet                  # 100,000 and 1,000,000 devices
+//! cargo bench -p shipshape-server --bench fleet -- --quick       # 5,000 and 20,000: a smoke run
+//! cargo bench -p shipshape-server --bench fleet -- --devices 100000 --keep target/bench-fleet
+//! ```
+//!
+//! For each fleet size a database on disk is filled through the store's own
+//! writes (enrollment, then one signed-and-verified-shaped report per device
+//! graded by the built-in policy: the real captured facts, varied so that
+//! 60 % of the devices are compliant, 20 % leak on the firewall, 20 % on disk
+//! encryption, 10 % have updates in grace, 2 % are silent and 1 % never
+//! reported). `--keep DIR` keeps the databases and reuses a full one.
+//!
+//! Then, over HTTP on 127.0.0.1 (the same router as `serve`):
+//! 1. the fleet page (HTML) and `/v1/fleet` (JSON): the first page, a deep
+//!    page (a cursor three quarters into the table), the worst check filter
+//!    (the most-failed check, first and deep page) and the silent devices;
+//!    30 requests each, p50/p95/p99;
+//! 2. `/v1/fleet.csv` of the whole fleet: time, size, and the process's
+//!    peak resident memory while it streams;
+//! 3. re-grades (`PUT /v1/policy`, then `/v1/policy/status` polled until
+//!    done): a policy that changes every device's findings (every `high`
+//!    severity made `critical`), back to the default (every device again),
+//!    and the default under another text (no device's grade changes: reading
+//!    and grading alone); the fleet page is timed while they run.
+//!
+//! Targets (2-core machine): fleet page < 100 ms at 1M devices, 1M-row CSV
+//! < 10 s, 1M-device re-grade < 60 s.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use shipshape_core::Facts;
+use shipshape_core::facts::{Inbound, Observed, VolumeEncryption};
+use shipshape_core::report::CheckReport;
+use shipshape_core::wire::{DeviceStatus, ReportSubmission};
+use shipshape_server::api::{ApiSettings, AppState, policy, router};
+use shipshape_server::auth::{generate_token, hash_token};
+use shipshape_server::keyset::FleetCursor;
+use shipshape_server::model::{
+    FleetQuery, IncomingReport, NewDevice, NewToken, Staleness, TokenKind,
+};
+use shipshape_server::store::{SqliteStore, Store};
+
+/// Real `shipshape facts` and `shipshape check --format json` output,
+/// captured on the Debian 12 dev machine (see fixtures/README.md).
+const FACTS: &str = include_str!("fixtures/facts.json");
+const REPORT: &str = include_str!("fixtures/report.json");
+
+const STALE_AFTER: SignedDuration = SignedDuration::from_hours(48);
+
+struct Settings {
+    sizes: Vec<usize>,
+    keep: Option<PathBuf>,
+}
+
+impl Settings {
+    fn from_args() -> anyhow::Result<Settings> {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |name: &str| {
+            args.iter()
+                .position(|arg| arg == name)
+                .and_then(|at| args.get(at + 1))
+                .cloned()
+        };
+        let sizes = match value("--devices") {
+            Some(sizes) => sizes
+                .split(',')
+                .map(|size| size.parse::<usize>())
+                .collect::<Result<_, _>>()?,
+            None if args.iter().any(|arg| arg == "--quick") => vec![5_000, 20_000],
+            None => vec![100_000, 1_000_000],
+        };
+        Ok(Settings {
+            sizes,
+            keep: value("--keep").map(PathBuf::from),
+        })
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_args()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        for &devices in &settings.sizes {
+            fleet(devices, settings.keep.as_deref()).await?;
+        }
+        Ok(())
+    })
+}
+
+/// A served store: its address, the store, and an admin token.
+struct Served {
+    base: String,
+    store: Arc<dyn Store>,
+    admin: String,
+}
+
+async fn serve(path: &Path) -> anyhow::Result<Served> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
+    let active = policy::activate_at_start(store.as_ref(), None, Timestamp::now()).await?;
+    let settings = ApiSettings {
+        stale_after: STALE_AFTER,
+        public_url: None,
+        tls: false,
+    };
+    let state = AppState::new(store.clone(), active, settings);
+    state.resume_regrade().await;
+    let app = router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let admin = token(store.as_ref(), TokenKind::Admin).await?;
+    Ok(Served { base, store, admin })
+}
+
+async fn token(store: &dyn Store, kind: TokenKind) -> anyhow::Result<String> {
+    let token = generate_token(kind)?;
+    store
+        .create_token(NewToken {
+            kind,
+            hash: hash_token(&token),
+            uses: None,
+            expires_at: None,
+            created_at: Timestamp::now(),
+        })
+        .await?;
+    Ok(token)
+}
+
+async fn fleet(devices: usize, keep: Option<&Path>) -> anyhow::Result<()> {
+    let dir;
+    let path = match keep {
+        Some(keep) => {
+            std::fs::create_dir_all(keep)?;
+            keep.join(format!("fleet-{devices}.db"))
+        }
+        None => {
+            dir = tempfile::tempdir()?;
+            dir.path().join("shipshape.db")
+        }
+    };
+    let served = serve(&path).await?;
+    let now = Timestamp::now();
+    let everything = FleetQuery {
+        status: None,
+        check: None,
+        after: None,
+        per_page: 1,
+        staleness: Staleness {
+            now,
+            stale_after: STALE_AFTER,
+        },
+    };
+    let enrolled = served.store.fleet_summary(&everything).await?.summary.total;
+    if enrolled as usize != devices {
+        anyhow::ensure!(
+            enrolled == 0,
+            "{} holds {enrolled} devices, not {devices}",
+            path.display()
+        );
+        seed(&served.store, devices).await?;
+    } else {
+        println!("fleet of {devices}: reusing {}", path.display());
+    }
+    let counts = served.store.fleet_summary(&everything).await?;
+    let summary = &counts.summary;
+    println!(
+        "fleet of {devices} devices: {} leaky, {} silent, {} unknown, {} compliant; database {:.1} GB",
+        summary.leaky,
+        summary.silent,
+        summary.unknown,
+        summary.compliant,
+        database_size(&path) as f64 / 1e9
+    );
+    let worst = counts
+        .failures_by_check
+        .first()
+        .map(|failures| failures.check.clone())
+        .ok_or_else(|| anyhow::anyhow!("no check fails"))?;
+
+    pages(&served, devices, &worst).await?;
+    csv(&served, devices).await?;
+    regrades(&served, devices).await?;
+    Ok(())
+}
+
+fn database_size(path: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
+/// The captured facts, as device number `index` would send them.
+fn facts(index: usize, at: Timestamp) -> anyhow::Result<Facts> {
+    let mut facts: Facts = serde_json::from_str(FACTS)?;
+    facts.host.hostname = hostname(index);
+    if index % 10 == 9 {
+        // As captured: an unencrypted disk, no readable firewall, updates
+        // pending and automatic updates off.
+        return Ok(facts);
+    }
+    if let Observed::Observed(disk) = &mut facts.disk_encryption
+        && index % 10 != 7
+    {
+        for volume in &mut disk.volumes {
+            volume.encryption = VolumeEncryption::Encrypted;
+            volume.method = Some("dm-crypt LUKS2".to_owned());
+        }
+    }
+    if let Observed::Observed(updates) = &mut facts.os_updates
+        && index % 10 != 8
+    {
+        if let Observed::Observed(pending) = &mut updates.pending {
+            pending.total = 0;
+            pending.security = 0;
+            pending.security_packages.clear();
+            pending.metadata_updated = Some(at - SignedDuration::from_hours(3));
+        }
+        if let Observed::Observed(automatic) = &mut updates.automatic {
+            automatic.enabled = true;
+            automatic.detail = None;
+        }
+    }
+    facts.firewall = Observed::Observed(shipshape_core::facts::Firewall {
+        backend: "nftables".to_owned(),
+        enabled: true,
+        inbound: if index % 10 == 6 {
+            Inbound::Allowed
+        } else {
+            Inbound::Blocked
+        },
+        stealth: None,
+        profiles: Vec::new(),
+        notes: Vec::new(),
+    });
+    Ok(facts)
+}
+
+fn hostname(index: usize) -> String {
+    format!("bench-{index:07}")
+}
+
+/// Enrolls `devices` devices and stores a report for 99 % of them, 256 at
+/// a time, through the store's own writes.
+async fn seed(store: &Arc<dyn Store>, devices: usize) -> anyhow::Result<()> {
+    let enroll = token(store.as_ref(), TokenKind::Enroll).await?;
+    let hash = hash_token(&enroll);
+    let active = Arc::new(policy::activate_at_start(store.as_ref(), None, Timestamp::now()).await?);
+    let report: Arc<CheckReport> = Arc::new(serde_json::from_str(REPORT)?);
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let seeded = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..256 {
+        let (store, active, report) = (Arc::clone(store), Arc::clone(&active), Arc::clone(&report));
+        let (next, seeded) = (Arc::clone(&next), Arc::clone(&seeded));
+        workers.spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= devices {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let now = Timestamp::now();
+                let mut key = [0u8; 32];
+                key[..8].copy_from_slice(&(index as u64).to_le_bytes());
+                let device = NewDevice {
+                    public_key: key,
+                    host: facts(index, now)?.host,
+                    enrolled_at: now - SignedDuration::from_hours(24 * 30),
+                };
+                let id = store
+                    .enroll(&hash, device)
+                    .await?
+                    .map_err(|refusal| anyhow::anyhow!("enrollment refused: {refusal:?}"))?;
+                if index % 100 != 1 {
+                    let at = if index % 50 == 0 {
+                        now - SignedDuration::from_hours(24 * 5)
+                    } else {
+                        now - SignedDuration::from_mins((index % 600) as i64)
+                    };
+                    let facts = facts(index, at)?;
+                    let mut report = CheckReport::clone(&report);
+                    report.host = facts.host.clone();
+                    report.checked_at = at;
+                    let incoming = IncomingReport {
+                        device_id: id,
+                        received_at: at,
+                        nonce: format!("seed-{index}"),
+                        submission: ReportSubmission {
+                            id: uuid::Uuid::now_v7().to_string(),
+                            facts,
+                            report,
+                            dropped: 0,
+                        },
+                    };
+                    store.record_report(incoming, &active).await?;
+                }
+                let done = seeded.fetch_add(1, Ordering::Relaxed) + 1;
+                if done % 100_000 == 0 {
+                    println!(
+                        "  seeded {done} devices in {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        });
+    }
+    while let Some(result) = workers.join_next().await {
+        result??;
+    }
+    println!(
+        "fleet of {devices}: seeded through the store in {:.0} s ({:.0} devices/s)",
+        started.elapsed().as_secs_f64(),
+        devices as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Times `path` (GET with the admin token) `runs` times; the size and the
+/// latencies.
+async fn time_get(
+    client: &reqwest::Client,
+    served: &Served,
+    path: &str,
+    runs: usize,
+) -> anyhow::Result<(usize, Vec<Duration>)> {
+    let url = format!("{}{path}", served.base);
+    let mut latencies = Vec::with_capacity(runs);
+    let mut size = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let response = client.get(&url).bearer_auth(&served.admin).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        size = response.bytes().await?.len();
+        latencies.push(started.elapsed());
+    }
+    Ok((size, latencies))
+}
+
+async fn pages(served: &Served, devices: usize, worst: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    // Three quarters into the compliant group, and into the worst check's
+    // leaky group: their keys are known from the hostnames.
+    let deep = |group: DeviceStatus| {
+        FleetCursor {
+            group,
+            hostname: hostname(devices * 3 / 4),
+            id: "~".to_owned(),
+        }
+        .encode()
+    };
+    let compliant = deep(DeviceStatus::Compliant);
+    let leaky = deep(DeviceStatus::Leaky);
+    let cases = [
+        ("HTML fleet page, first page", "/".to_owned()),
+        (
+            "HTML fleet page, deep page (cursor)",
+            format!("/?after={compliant}"),
+        ),
+        (
+            "HTML fleet page, worst check filter",
+            format!("/?check={worst}"),
+        ),
+        (
+            "HTML fleet page, worst check filter, deep page",
+            format!("/?check={worst}&after={leaky}"),
+        ),
+        (
+            "HTML fleet page, silent devices",
+            "/?status=silent".to_owned(),
+        ),
+        ("JSON /v1/fleet, first page", "/v1/fleet".to_owned()),
+        (
+            "JSON /v1/fleet, deep page (cursor)",
+            format!("/v1/fleet?after={compliant}"),
+        ),
+        (
+            "JSON /v1/fleet, worst check filter",
+            format!("/v1/fleet?check={worst}"),
+        ),
+        (
+            "JSON /v1/fleet, 1000 devices a page",
+            "/v1/fleet?per_page=1000".to_owned(),
+        ),
+    ];
+    for (name, path) in cases {
+        time_get(&client, served, &path, 3).await?;
+        let (size, mut latencies) = time_get(&client, served, &path, 30).await?;
+        println!(
+            "  {devices}: {name} ({size} B): {}",
+            percentiles(&mut latencies)
+        );
+    }
+    Ok(())
+}
+
+/// The resident memory of this process, in bytes.
+fn resident() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+async fn csv(served: &Served, devices: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let peak = Arc::new(AtomicU64::new(0));
+    let before = resident();
+    let sampler = {
+        let peak = Arc::clone(&peak);
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(resident(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut response = client
+        .get(format!("{}/v1/fleet.csv", served.base))
+        .bearer_auth(&served.admin)
+        .send()
+        .await?;
+    anyhow::ensure!(response.status().is_success(), "CSV: {}", response.status());
+    let first_byte = started.elapsed();
+    let (mut bytes, mut lines) = (0usize, 0usize);
+    while let Some(chunk) = response.chunk().await? {
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|&&byte| byte == b'\n').count();
+    }
+    let elapsed = started.elapsed();
+    sampler.abort();
+    anyhow::ensure!(
+        lines == devices + 1,
+        "the CSV has {lines} lines, not {}",
+        devices + 1
+    );
+    println!(
+        "  {devices}: CSV of every device: {:.2} s ({:.0} rows/s, {:.0} MB, first byte after {:.0} ms); \
+         resident memory {:.0} MB before, at most {:.0} MB while streaming",
+        elapsed.as_secs_f64(),
+        devices as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / 1e6,
+        first_byte.as_secs_f64() * 1000.0,
+        before as f64 / 1e6,
+        peak.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    Ok(())
+}
+
+async fn regrades(served: &Served, devices: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let stamp = Timestamp::now().as_millisecond();
+    let default = policy::BUILT_IN;
+    let critical = default.replace("severity = \"high\"", "severity = \"critical\"");
+    let runs = [
+        (
+            "every device's findings change",
+            format!("{critical}\n# run {stamp}\n"),
+        ),
+        (
+            "every device's findings change back",
+            format!("{default}\n# run {stamp}\n"),
+        ),
+        (
+            "no device's grade changes",
+            format!("{default}\n# run {stamp}, again\n"),
+        ),
+    ];
+    for (name, text) in runs {
+        let started = Instant::now();
+        let put = client
+            .put(format!("{}/v1/policy", served.base))
+            .bearer_auth(&served.admin)
+            .body(text)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            put.status().as_u16() == 202,
+            "PUT /v1/policy: {}",
+            put.status()
+        );
+        let answered = started.elapsed();
+        let mut while_running = Vec::new();
+        let progress = loop {
+            let progress: serde_json::Value = client
+                .get(format!("{}/v1/policy/status", served.base))
+                .bearer_auth(&served.admin)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if progress["state"] != "running" {
+                break progress;
+            }
+            let (_, latencies) = time_get(&client, served, "/", 1).await?;
+            while_running.extend(latencies);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let elapsed = started.elapsed();
+        anyhow::ensure!(progress["state"] == "done", "re-grade ended {progress}");
+        anyhow::ensure!(
+            progress["done"].as_u64() == Some(devices as u64),
+            "re-grade looked at {} devices",
+            progress["done"]
+        );
+        println!(
+            "  {devices}: re-grade, {name}: {:.1} s ({:.0} devices/s; {} changed status); \
+             PUT answered in {:.0} ms; fleet page meanwhile {}",
+            elapsed.as_secs_f64(),
+            devices as f64 / elapsed.as_secs_f64(),
+            progress["changed_status"],
+            answered.as_secs_f64() * 1000.0,
+            if while_running.is_empty() {
+                "not sampled".to_owned()
+            } else {
+                percentiles(&mut while_running)
+            }
+        );
+    }
+    Ok(())
+}
+
+fn percentiles(latencies: &mut [Duration]) -> String {
+    latencies.sort();
+    let at = |fraction: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * fraction).round() as usize;
+        latencies[index].as_secs_f64() * 1000.0
+    };
+    format!(
+        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        at(0.5),
+        at(0.95),
+        at(0.99),
+        at(1.0)
+    )
+}
