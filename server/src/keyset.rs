@@ -130,13 +130,33 @@ impl Serialize for FleetCursor {
     }
 }
 
-/// Where a group's read starts: after this key, `(sort_key, hostname, id)`,
-/// which every device's key is greater than when the page starts the group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct After {
+/// A device's place within its group: ordered by `sort_key`, then
+/// hostname, then id, as the database compares them (bytes).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
     pub sort_key: String,
     pub hostname: String,
     pub id: String,
+}
+
+impl Key {
+    /// The key before every device's (ids are never empty).
+    pub fn start() -> Self {
+        Key {
+            sort_key: String::new(),
+            hostname: String::new(),
+            id: String::new(),
+        }
+    }
+}
+
+/// The first `limit` keys of several lists, each in order: one group's read
+/// that a backend made in parts (the silent devices of each status).
+pub fn first_in_order(parts: impl IntoIterator<Item = Vec<Key>>, limit: u32) -> Vec<Key> {
+    let mut keys: Vec<Key> = parts.into_iter().flatten().collect();
+    keys.sort_unstable();
+    keys.truncate(limit as usize);
+    keys
 }
 
 /// One read a page needs from the backend: up to `limit` devices of `group`
@@ -146,13 +166,13 @@ pub struct After {
 pub struct GroupRead<'a> {
     pub group: DeviceStatus,
     pub check: Option<&'a str>,
-    pub after: After,
+    pub after: Key,
     pub limit: u32,
 }
 
 /// Reads one page of the device table, group by group:
 ///
-/// ```ignore
+/// ```text
 /// let mut walk = PageWalk::new(query);
 /// while let Some(read) = walk.next_read() {
 ///     let rows = backend_rows(&read)?;
@@ -207,16 +227,12 @@ impl<'q> PageWalk<'q> {
             return None;
         }
         let after = match &self.query.after {
-            Some(cursor) if cursor.group == group => After {
+            Some(cursor) if cursor.group == group => Key {
                 sort_key: cursor.sort_key(),
                 hostname: cursor.hostname.clone(),
                 id: cursor.id.clone(),
             },
-            _ => After {
-                sort_key: String::new(),
-                hostname: String::new(),
-                id: String::new(),
-            },
+            _ => Key::start(),
         };
         Some(GroupRead {
             group,
@@ -418,6 +434,36 @@ mod tests {
         assert_eq!(read.after.hostname, "Mystery");
         walk.push(Vec::new());
         assert_eq!(walk.next_read().unwrap().after.sort_key, "");
+    }
+
+    #[test]
+    fn parts_of_a_group_merge_in_order() {
+        let key = |sort_key: &str, hostname: &str, id: &str| Key {
+            sort_key: sort_key.to_owned(),
+            hostname: hostname.to_owned(),
+            id: id.to_owned(),
+        };
+        let merged = first_in_order(
+            [
+                vec![key("ann", "Ann", "9"), key("zed", "zed", "1")],
+                vec![],
+                vec![
+                    key("ann", "Ann", "2"),
+                    key("ann", "ann", "1"),
+                    key("bob", "Bob", "3"),
+                ],
+            ],
+            3,
+        );
+        assert_eq!(
+            merged,
+            [
+                key("ann", "Ann", "2"),
+                key("ann", "Ann", "9"),
+                key("ann", "ann", "1")
+            ]
+        );
+        assert!(Key::start() < key("", "", "0"));
     }
 
     #[test]

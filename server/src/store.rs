@@ -69,7 +69,8 @@ pub trait Store: Send + Sync + 'static {
     /// Whether `hash` is an admin token that is neither revoked nor expired.
     async fn is_admin_token(&self, hash: &[u8; 32], now: Timestamp) -> Result<bool, StoreError>;
 
-    /// Consumes one use of the enrollment token and creates the device, atomically.
+    /// Consumes one use of the enrollment token and creates the device
+    /// (unknown until its first report, counted so), atomically.
     async fn enroll(
         &self,
         token_hash: &[u8; 32],
@@ -90,10 +91,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Grades the report under `policy` and stores report, facts, findings,
-    /// device state and transitions in one transaction; answers
-    /// [`Recorded::PolicyOutdated`] when a newer policy is active. A policy
-    /// activated meanwhile waits for the report (or the report for it), so
-    /// none is stored graded by a policy its re-grade has already passed.
+    /// device state, transitions and the maintained counts in one
+    /// transaction; answers [`Recorded::PolicyOutdated`] when a newer policy
+    /// is active. A policy activated meanwhile waits for the report (or the
+    /// report for it), so none is stored graded by a policy its re-grade has
+    /// already passed.
     async fn record_report(
         &self,
         report: IncomingReport,

@@ -182,34 +182,46 @@ pub(super) async fn fleet_csv(
 
 /// Every device the query's filter matches (from its `after` on) as CSV:
 /// the header line, then the devices one page of `query.per_page` at a
-/// time, each read by keyset as the stream is consumed — the memory of one
-/// page, however large the fleet. A store failure midway ends the stream
-/// with the error (the response is cut short).
+/// time, each read by keyset as the stream is consumed — the memory of two
+/// pages, however large the fleet: the next page is read while this one is
+/// written out. A store failure midway ends the stream with the error (the
+/// response is cut short).
 pub fn csv_chunks(
     store: std::sync::Arc<dyn Store>,
     query: FleetQuery,
 ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
-    let start = Some((query, true));
-    futures_util::stream::try_unfold(start, move |state| {
+    let first = read_page(&store, query.clone());
+    futures_util::stream::try_unfold(Some((first, query, true)), move |state| {
         let store = std::sync::Arc::clone(&store);
         async move {
-            let Some((mut query, first)) = state else {
+            let Some((reading, mut query, first)) = state else {
                 return Ok(None);
             };
-            let page = store.fleet_devices(&query).await?;
+            let page = reading
+                .await
+                .map_err(|error| StoreError(format!("reading the fleet failed: {error}")))??;
+            let next = page.next.map(|next| {
+                query.after = Some(next);
+                (read_page(&store, query.clone()), query, false)
+            });
             let mut chunk = if first {
                 fleet::csv::header()
             } else {
                 String::new()
             };
             chunk.push_str(&fleet::csv::rows(&page.devices));
-            let next = page.next.map(|next| {
-                query.after = Some(next);
-                (query, false)
-            });
             Ok(Some((Bytes::from(chunk), next)))
         }
     })
+}
+
+/// Starts reading one page of the device table.
+fn read_page(
+    store: &std::sync::Arc<dyn Store>,
+    query: FleetQuery,
+) -> tokio::task::JoinHandle<Result<crate::model::DevicePage, StoreError>> {
+    let store = std::sync::Arc::clone(store);
+    tokio::spawn(async move { store.fleet_devices(&query).await })
 }
 
 /// `GET /v1/devices/{id}`: a device with its findings and history.

@@ -7,6 +7,8 @@
 //! every cell that starts like a formula gets a leading `'`, which
 //! spreadsheets show as text.
 
+use std::borrow::Cow;
+
 use crate::model::DeviceRow;
 
 /// The header line, in column order.
@@ -36,18 +38,25 @@ pub fn header() -> String {
 pub fn rows(rows: &[DeviceRow]) -> String {
     let mut writer = ::csv::Writer::from_writer(Vec::with_capacity(rows.len() * 160));
     for row in rows {
-        let record = [
-            row.id.clone(),
-            row.hostname.clone(),
-            row.os.clone(),
-            row.status.to_string(),
-            row.failing_checks.join(";"),
-            row.last_seen.map(|at| at.to_string()).unwrap_or_default(),
-            row.enrolled_at.to_string(),
-            row.revoked.to_string(),
+        let record: [Cow<'_, str>; 8] = [
+            Cow::Borrowed(&row.id),
+            Cow::Borrowed(&row.hostname),
+            Cow::Borrowed(&row.os),
+            Cow::Borrowed(row.status.as_str()),
+            Cow::Owned(row.failing_checks.join(";")),
+            row.last_seen
+                .map_or(Cow::Borrowed(""), |at| Cow::Owned(at.to_string())),
+            Cow::Owned(row.enrolled_at.to_string()),
+            Cow::Borrowed(if row.revoked { "true" } else { "false" }),
         ];
+        for cell in &record {
+            writer
+                .write_field(defuse(cell).as_bytes())
+                .expect("writing CSV to memory cannot fail");
+        }
+        // An empty record ends the one the fields were written to.
         writer
-            .write_record(record.iter().map(|cell| defuse(cell)))
+            .write_record(None::<&[u8]>)
             .expect("writing CSV to memory cannot fail");
     }
     into_string(writer)
@@ -61,11 +70,11 @@ fn into_string(writer: ::csv::Writer<Vec<u8>>) -> String {
 }
 
 /// A cell that a spreadsheet would read as a formula, made text.
-fn defuse(cell: &str) -> String {
+fn defuse(cell: &str) -> Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
+        Cow::Owned(format!("'{cell}"))
     } else {
-        cell.to_owned()
+        Cow::Borrowed(cell)
     }
 }
 

@@ -10,12 +10,16 @@
 --    (`keyset::sort_key`) and SQLite's lower() does too. In PostgreSQL
 --    every TEXT column compares bytes (COLLATE "C", see postgres/migrate.rs),
 --    so its lower() folds ASCII only as well, and the keys sort alike.
--- 2. Counts kept in step with every write, in the write's transaction:
+-- 2. The current findings (a few KiB of JSON per device) in a table of their
+--    own: a device row shrinks to a few hundred bytes, so the rows a page or
+--    the CSV reads are packed a dozen to a page rather than one, and a
+--    million of them stay in memory.
+-- 3. Counts kept in step with every write, in the write's transaction:
 --    devices per status and per leaking check. The summary reads them
 --    instead of counting the fleet; silent devices are counted with a range
 --    of devices_by_contact, which costs as many rows as there are silent
 --    devices.
--- 3. One re-grade per policy, run in batches in the background: where it
+-- 4. One re-grade per policy, run in batches in the background: where it
 --    has come to, so that it resumes after a restart and any server can
 --    continue it.
 
@@ -31,16 +35,25 @@ DROP INDEX device_leaks_by_contact;
 
 -- The leaky, unknown and compliant groups of the device table, each a walk
 -- from a key on; last_contact lets the walk pass over silent devices
--- without reading their rows.
+-- without reading their rows. When many devices of a status are silent,
+-- their walk lists them too.
 CREATE INDEX devices_in_table_order ON devices (status, sort_key, hostname, id, last_contact);
--- The silent devices: a range below the cutoff. It counts them by status,
--- and lists them (their keys are sorted, as few as they are).
-CREATE INDEX devices_by_contact ON devices (last_contact, status, sort_key, hostname, id);
+-- The silent devices of each status: a range below the cutoff. It counts
+-- them, and lists them when they are few (their keys sorted).
+CREATE INDEX devices_by_contact ON devices (status, last_contact, sort_key, hostname, id);
 -- The same two for the devices leaking on a check.
 CREATE INDEX device_leaks_in_table_order
     ON device_leaks (check_id, sort_key, hostname, device_id, last_contact);
 CREATE INDEX device_leaks_by_contact
     ON device_leaks (check_id, last_contact, sort_key, hostname, device_id);
+
+-- Each device's current findings, as the server graded them.
+CREATE TABLE device_findings (
+    device_id       TEXT PRIMARY KEY REFERENCES devices (id),
+    findings_json   TEXT NOT NULL     -- JSON array
+);
+INSERT INTO device_findings (device_id, findings_json) SELECT id, findings_json FROM devices;
+ALTER TABLE devices DROP COLUMN findings_json;
 
 -- Devices per status of their last grade (silent is derived at read time).
 CREATE TABLE status_counts (

@@ -13,14 +13,14 @@ use tokio_postgres::types::ToSql;
 use super::Client;
 use crate::counts::{FleetCounts, StatusCounts};
 use crate::grade::CheckState;
-use crate::keyset::{GroupRead, PageWalk};
+use crate::keyset::{GroupRead, Key, PageWalk, first_in_order};
 use crate::model::{
     DeviceDetail, DeviceKey, DevicePage, DeviceRow, DeviceState, FleetQuery, FleetSummary,
     LastReport, RegradeProgress, ReportSummary, Staleness, StoredPolicy, TokenInfo, Transition,
 };
 use crate::store::sql::fleet::{
-    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GroupSql, MANY_SILENT, SILENT_LEAKING, STATUS_COUNTS,
-    group_sql, silent_by_status_sql, silent_count_sql,
+    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GroupSql, SILENT_BY_STATUS, SILENT_LEAKING,
+    STATUS_COUNTS, group_sql, walk_from,
 };
 use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
 use crate::store::sql::{
@@ -275,10 +275,7 @@ pub(super) async fn fleet_summary(
         graded: status_counts(transaction, STATUS_COUNTS, &[]).await?,
         ..FleetCounts::default()
     };
-    let (sql, params) = numbered(
-        &silent_by_status_sql(Dialect::Postgres),
-        &[(":cutoff", &cutoff)],
-    );
+    let (sql, params) = numbered(SILENT_BY_STATUS, &[(":cutoff", &cutoff)]);
     counts.silent = status_counts(transaction, &sql, &params).await?;
     let statement = transaction.prepare_cached(CHECK_COUNTS).await?;
     counts.checks = transaction
@@ -323,7 +320,7 @@ pub(super) async fn fleet_devices(
 }
 
 /// The devices of one group's read, in table order: read whole, or their
-/// ids first and then those devices in one query.
+/// keys first and then those devices in one query.
 async fn group(
     transaction: &Transaction<'_>,
     read: &GroupRead<'_>,
@@ -331,48 +328,40 @@ async fn group(
 ) -> Result<Vec<DeviceRow>, StoreError> {
     let cutoff = staleness.cutoff().as_millisecond();
     let limit = i64::from(read.limit);
-    let named: [(&str, Param<'_>); 8] = [
-        (":status", &read.group.as_str()),
-        (":check", &read.check),
-        (":cutoff", &cutoff),
-        (":key", &read.after.sort_key),
-        (":hostname", &read.after.hostname),
-        (":id", &read.after.id),
-        (":limit", &limit),
-        (":many", &MANY_SILENT),
-    ];
-    let silent: i64 = match silent_count_sql(read) {
-        Some(sql) => {
-            let (sql, params) = numbered(sql, &named);
-            let statement = transaction.prepare_cached(&sql).await?;
-            transaction
-                .query_one(&statement, &params)
-                .await?
-                .try_get(0)?
-        }
-        None => 0,
-    };
-    let sql = match group_sql(Dialect::Postgres, read, silent) {
+    let group = read.group.as_str();
+    let keys: Vec<Key> = match group_sql(Dialect::Postgres, read) {
         GroupSql::Rows(sql) => {
-            let (sql, params) = numbered(&sql, &named);
-            let statement = transaction.prepare_cached(&sql).await?;
-            return transaction
-                .query(&statement, &params)
+            let named = named(read, &cutoff, &limit, &group, &0);
+            return query(transaction, &sql, &named)
                 .await?
                 .iter()
                 .map(|row| device_row(row, staleness))
                 .collect();
         }
-        GroupSql::Ids(sql) => sql,
+        GroupSql::Keys(sql) => {
+            let named = named(read, &cutoff, &limit, &group, &0);
+            keys(&query(transaction, &sql, &named).await?)?
+        }
+        GroupSql::Silent(silent) => {
+            let mut parts = Vec::new();
+            for status in &silent.parts {
+                let status = status.as_str();
+                let devices = named(read, &cutoff, &limit, &status, &0);
+                let devices = query(transaction, silent.devices, &devices).await?;
+                let cap = walk_from(count_of(&devices)?);
+                let named = named(read, &cutoff, &limit, &status, &cap);
+                let silent_ones =
+                    count_of(&query(transaction, silent.silent_up_to, &named).await?)?;
+                if silent_ones == 0 {
+                    continue;
+                }
+                let sql = silent.keys(silent_ones < cap);
+                parts.push(keys(&query(transaction, &sql, &named).await?)?);
+            }
+            first_in_order(parts, read.limit)
+        }
     };
-    let (sql, params) = numbered(&sql, &named);
-    let statement = transaction.prepare_cached(&sql).await?;
-    let ids: Vec<String> = transaction
-        .query(&statement, &params)
-        .await?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<&str> = keys.iter().map(|key| key.id.as_str()).collect();
     let statement = transaction
         .prepare_cached(&format!(
             "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ANY($1)"
@@ -388,6 +377,58 @@ async fn group(
     Ok(rows)
 }
 
+/// Every name a group's statements bind, with its value.
+fn named<'a>(
+    read: &'a GroupRead<'_>,
+    cutoff: &'a i64,
+    limit: &'a i64,
+    status: &'a &'static str,
+    cap: &'a i64,
+) -> [(&'static str, Param<'a>); 8] {
+    [
+        (":status", status),
+        (":check", &read.check),
+        (":cutoff", cutoff),
+        (":key", &read.after.sort_key),
+        (":hostname", &read.after.hostname),
+        (":id", &read.after.id),
+        (":limit", limit),
+        (":cap", cap),
+    ]
+}
+
+/// The rows of a statement with named parameters.
+async fn query(
+    transaction: &Transaction<'_>,
+    sql: &str,
+    named: &[(&str, Param<'_>)],
+) -> Result<Vec<Row>, StoreError> {
+    let (sql, params) = numbered(sql, named);
+    let statement = transaction.prepare_cached(&sql).await?;
+    Ok(transaction.query(&statement, &params).await?)
+}
+
+/// The count a one-row, one-column read returns.
+fn count_of(rows: &[Row]) -> Result<i64, StoreError> {
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError("a count returned no row".to_owned()))?;
+    Ok(row.try_get(0)?)
+}
+
+/// The keys a read in table order returns: `(sort_key, hostname, id)` rows.
+fn keys(rows: &[Row]) -> Result<Vec<Key>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok(Key {
+                sort_key: row.try_get(0)?,
+                hostname: row.try_get(1)?,
+                id: row.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
 pub(super) async fn device(
     transaction: &Transaction<'_>,
     device_id: &str,
@@ -395,7 +436,8 @@ pub(super) async fn device(
 ) -> Result<Option<DeviceDetail>, StoreError> {
     let statement = transaction
         .prepare_cached(&format!(
-            "SELECT {DEVICE_COLUMNS}, findings_json FROM devices WHERE id = $1"
+            "SELECT {DEVICE_COLUMNS}, f.findings_json
+             FROM devices JOIN device_findings f ON f.device_id = devices.id WHERE id = $1"
         ))
         .await?;
     let Some(row) = transaction.query_opt(&statement, &[&device_id]).await? else {

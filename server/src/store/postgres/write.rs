@@ -125,10 +125,9 @@ pub(super) async fn record_report(
     let key = sort_key(&host.hostname);
     let statement = transaction
         .prepare_cached(
-            "UPDATE devices SET hostname = $2, sort_key = $12, os_family = $3, os_name = $4,
+            "UPDATE devices SET hostname = $2, sort_key = $11, os_family = $3, os_name = $4,
                  os_version = $5, hardware_id = COALESCE($6, hardware_id), last_seen = $7,
-                 last_contact = $7, status = $8, leaking_checks = $9, findings_json = $10,
-                 last_report_id = $11
+                 last_contact = $7, status = $8, leaking_checks = $9, last_report_id = $10
              WHERE id = $1",
         )
         .await?;
@@ -145,12 +144,17 @@ pub(super) async fn record_report(
                 &received_at,
                 &grade.status.as_str(),
                 &leaking,
-                &to_json("findings", &grade.findings)?,
                 &report.id,
                 &key,
             ],
         )
         .await?;
+    save_findings(
+        transaction,
+        &report.device_id,
+        &to_json("findings", &grade.findings)?,
+    )
+    .await?;
     // The fleet filtered by a check reads these copies instead of the device.
     let statement = transaction
         .prepare_cached(
@@ -361,9 +365,8 @@ pub(super) async fn enroll(
     let statement = transaction
         .prepare_cached(
             "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
-                 os_version, hardware_id, enrolled_at, last_contact, status, leaking_checks,
-                 findings_json)
-             VALUES ($1, $2, $3, $9, $4, $5, $6, $7, $8, $8, 'unknown', '[]', '[]')",
+                 os_version, hardware_id, enrolled_at, last_contact, status, leaking_checks)
+             VALUES ($1, $2, $3, $9, $4, $5, $6, $7, $8, $8, 'unknown', '[]')",
         )
         .await?;
     transaction
@@ -382,6 +385,10 @@ pub(super) async fn enroll(
             ],
         )
         .await?;
+    let statement = transaction
+        .prepare_cached("INSERT INTO device_findings (device_id, findings_json) VALUES ($1, '[]')")
+        .await?;
+    transaction.execute(&statement, &[&id]).await?;
     let mut counts = CountChanges::default();
     counts.enrolled();
     apply_counts(transaction, &counts).await?;
@@ -549,7 +556,7 @@ pub(super) async fn save_regrade(
     let mut changed_status: i64 = 0;
     let update = transaction
         .prepare_cached(
-            "UPDATE devices SET status = $3, leaking_checks = $4, findings_json = $5
+            "UPDATE devices SET status = $3, leaking_checks = $4
              WHERE id = $1 AND last_report_id = $2",
         )
         .await?;
@@ -562,7 +569,6 @@ pub(super) async fn save_regrade(
                     &change.report_id,
                     &change.grade.status.as_str(),
                     &leaking_json(&change.grade)?,
-                    &change.findings_json,
                 ],
             )
             .await?;
@@ -571,6 +577,7 @@ pub(super) async fn save_regrade(
         if updated == 0 {
             continue;
         }
+        save_findings(transaction, &change.device_id, &change.findings_json).await?;
         save_state(
             transaction,
             &change.device_id,
@@ -621,6 +628,21 @@ pub(super) async fn save_regrade(
         )
         .await?;
     read::regrade_progress(transaction).await
+}
+
+/// Replaces a device's current findings (a JSON array).
+async fn save_findings(
+    transaction: &Transaction<'_>,
+    device_id: &str,
+    json: &str,
+) -> Result<(), StoreError> {
+    let statement = transaction
+        .prepare_cached("UPDATE device_findings SET findings_json = $2 WHERE device_id = $1")
+        .await?;
+    transaction
+        .execute(&statement, &[&device_id, &json])
+        .await?;
+    Ok(())
 }
 
 /// Applies what a write changed to `status_counts` and `check_counts`, in

@@ -13,9 +13,11 @@
 //!
 //! - leaky, unknown, compliant: `devices_in_table_order` from
 //!   `(status, key)` on, passing over the silent devices in the index;
-//! - silent: when few devices are silent, their keys from the range of
-//!   `devices_by_contact`, sorted; when many are, the three status walks
-//!   merged, keeping the silent ones;
+//! - silent: the silent devices of each status, merged in table order. When
+//!   few of a status's devices are silent, their keys come from a range of
+//!   `devices_by_contact` below the cutoff and are sorted; when they are a
+//!   good share (one in [`WALK_SILENT_FROM_ONE_IN`] or more), the status's
+//!   walk keeps them, and finds a page's worth quickly;
 //! - leaking on a check: the same over `device_leaks`, which carries each
 //!   leaking device's key and last contact. Only the devices on the page are
 //!   then looked up.
@@ -28,7 +30,7 @@
 //! that check.
 //!
 //! The statements name their parameters (`:cutoff`, `:check`, `:status`,
-//! `:key`, `:hostname`, `:id`, `:limit`, `:many`); SQLite binds them by
+//! `:key`, `:hostname`, `:id`, `:limit`, `:cap`); SQLite binds them by
 //! name, PostgreSQL numbers them. A backend binds the names a statement
 //! uses ([`uses`]).
 
@@ -53,15 +55,6 @@ impl Dialect {
             Dialect::Postgres => String::new(),
         }
     }
-
-    /// `column`, kept off the indexes that only save grouping by it
-    /// (SQLite's unary `+`).
-    fn unindexed(self, column: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("+{column}"),
-            Dialect::Postgres => column.to_owned(),
-        }
-    }
 }
 
 /// The parameter names of the fleet's statements: those `sql` uses.
@@ -79,17 +72,30 @@ pub(in crate::store) fn uses<'a, T>(
 pub(in crate::store) const DEVICE_COLUMNS: &str = "id, hostname, os_name, status, \
      leaking_checks, last_seen, enrolled_at, revoked_at, last_contact";
 
-/// Past this many silent devices, the silent group is read by walking the
-/// table order rather than by sorting all of their keys.
-pub(in crate::store) const MANY_SILENT: i64 = 10_000;
+/// The silent devices of a status (or check) are walked in table order
+/// rather than sorted when at least one in this many of its devices is silent.
+pub(in crate::store) const WALK_SILENT_FROM_ONE_IN: i64 = 20;
 
-/// How many devices are silent, counted up to [`MANY_SILENT`].
+/// How many silent devices among `devices` make walking them pay: one in
+/// [`WALK_SILENT_FROM_ONE_IN`] (at least one). Bound as `:cap`.
+pub(in crate::store) fn walk_from(devices: i64) -> i64 {
+    devices / WALK_SILENT_FROM_ONE_IN + 1
+}
+
+/// How many devices are of `:status` (maintained).
+pub(in crate::store) const STATUS_DEVICES: &str =
+    "SELECT devices FROM status_counts WHERE status = :status";
+/// How many devices leak on `:check` (maintained).
+pub(in crate::store) const CHECK_DEVICES: &str =
+    "SELECT COALESCE(MAX(devices), 0) FROM check_counts WHERE check_id = :check";
+
+/// How many devices of `:status` are silent, counted up to `:cap`.
 pub(in crate::store) const SILENT_UP_TO: &str = "SELECT COUNT(*) FROM (
-     SELECT 1 FROM devices WHERE last_contact < :cutoff LIMIT :many) AS silent";
-/// How many devices leaking on `:check` are silent, up to [`MANY_SILENT`].
+     SELECT 1 FROM devices WHERE status = :status AND last_contact < :cutoff LIMIT :cap) AS silent";
+/// How many devices leaking on `:check` are silent, up to `:cap`.
 pub(in crate::store) const SILENT_LEAKING_UP_TO: &str = "SELECT COUNT(*) FROM (
      SELECT 1 FROM device_leaks
-     WHERE check_id = :check AND last_contact < :cutoff LIMIT :many) AS silent";
+     WHERE check_id = :check AND last_contact < :cutoff LIMIT :cap) AS silent";
 
 /// Devices per status of their last grade.
 pub(in crate::store) const STATUS_COUNTS: &str = "SELECT status, devices FROM status_counts";
@@ -97,13 +103,10 @@ pub(in crate::store) const STATUS_COUNTS: &str = "SELECT status, devices FROM st
 pub(in crate::store) const CHECK_COUNTS: &str = "SELECT check_id, devices FROM check_counts";
 
 /// The silent devices by the status of their last grade: a range of
-/// `devices_by_contact`.
-pub(in crate::store) fn silent_by_status_sql(dialect: Dialect) -> String {
-    format!(
-        "SELECT status, COUNT(*) FROM devices WHERE last_contact < :cutoff GROUP BY {}",
-        dialect.unindexed("status")
-    )
-}
+/// `devices_by_contact` per status.
+pub(in crate::store) const SILENT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM devices
+     WHERE status IN ('leaky', 'unknown', 'compliant') AND last_contact < :cutoff
+     GROUP BY status";
 
 /// How many devices leaking on `:check` are silent.
 pub(in crate::store) const SILENT_LEAKING: &str = "SELECT COUNT(*) FROM device_leaks
@@ -114,71 +117,46 @@ const AFTER: &str = "(sort_key, hostname, id) > (:key, :hostname, :id)";
 const LEAK_AFTER: &str = "(sort_key, hostname, device_id) > (:key, :hostname, :id)";
 
 /// A page of a graded group (`:status`): its devices that are not silent.
-pub(in crate::store) fn graded_group_sql() -> String {
+pub(in crate::store) fn graded_group_sql(dialect: Dialect) -> String {
     format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices
+        "SELECT {DEVICE_COLUMNS} FROM devices {}
          WHERE status = :status AND last_contact >= :cutoff AND {AFTER}
-         ORDER BY sort_key, hostname, id LIMIT :limit"
-    )
-}
-
-/// The ids of a page of silent devices, when they are few: their keys in a
-/// range of `devices_by_contact`, sorted.
-pub(in crate::store) fn few_silent_sql(dialect: Dialect) -> String {
-    format!(
-        "SELECT id FROM devices {}
-         WHERE last_contact < :cutoff AND {AFTER}
          ORDER BY sort_key, hostname, id LIMIT :limit",
-        dialect.indexed_by("devices_by_contact")
+        dialect.indexed_by("devices_in_table_order")
     )
 }
 
-/// The ids of a page of silent devices, when they are many: the walks of
-/// the three graded groups, merged in table order.
-pub(in crate::store) fn many_silent_sql(dialect: Dialect) -> String {
-    let walk = |status: &str| {
-        let walk = format!(
-            "SELECT id, sort_key, hostname FROM devices
-             WHERE status = '{status}' AND last_contact < :cutoff AND {AFTER}"
-        );
-        match dialect {
-            // A compound SELECT of plain arms, not a subquery: SQLite
-            // merges its ordered arms (a subquery would be sorted whole).
-            Dialect::Sqlite => walk,
-            // PostgreSQL merges arms that are each in order and limited;
-            // plain arms it would append and sort.
-            Dialect::Postgres => {
-                format!("({walk} ORDER BY sort_key, hostname, id LIMIT :limit)")
-            }
-        }
+/// The keys of the silent devices of `:status` after the cursor, in table
+/// order: sorted from their range of `devices_by_contact` (`few`), or kept
+/// from the status's walk.
+pub(in crate::store) fn silent_sql(dialect: Dialect, few: bool) -> String {
+    let index = if few {
+        "devices_by_contact"
+    } else {
+        "devices_in_table_order"
     };
     format!(
-        "{} UNION ALL {} UNION ALL {} ORDER BY sort_key, hostname, id LIMIT :limit",
-        walk("leaky"),
-        walk("unknown"),
-        walk("compliant")
+        "SELECT sort_key, hostname, id FROM devices {}
+         WHERE status = :status AND last_contact < :cutoff AND {AFTER}
+         ORDER BY sort_key, hostname, id LIMIT :limit",
+        dialect.indexed_by(index)
     )
 }
 
-/// The ids of a page of the devices leaking on `:check` whose last contact
-/// `contact` keeps, walked in table order.
-pub(in crate::store) fn leaking_walk_sql(dialect: Dialect, contact: &str) -> String {
+/// The keys of the devices leaking on `:check` after the cursor whose last
+/// contact `contact` keeps, in table order: walked, or (`few`, for the
+/// silent ones) sorted from their range of `device_leaks_by_contact`.
+pub(in crate::store) fn leaking_sql(dialect: Dialect, contact: &str, few: bool) -> String {
+    let index = if few {
+        "device_leaks_by_contact"
+    } else {
+        "device_leaks_in_table_order"
+    };
     format!(
-        "SELECT device_id FROM device_leaks {}
+        "SELECT sort_key, hostname, device_id FROM device_leaks {}
          WHERE check_id = :check AND last_contact {contact} :cutoff AND {LEAK_AFTER}
          ORDER BY sort_key, hostname, device_id LIMIT :limit",
-        dialect.indexed_by("device_leaks_in_table_order")
-    )
-}
-
-/// The ids of a page of the silent devices leaking on `:check`, when they
-/// are few: a range of `device_leaks_by_contact`, sorted.
-pub(in crate::store) fn few_silent_leaking_sql(dialect: Dialect) -> String {
-    format!(
-        "SELECT device_id FROM device_leaks {}
-         WHERE check_id = :check AND last_contact < :cutoff AND {LEAK_AFTER}
-         ORDER BY sort_key, hostname, device_id LIMIT :limit",
-        dialect.indexed_by("device_leaks_by_contact")
+        dialect.indexed_by(index)
     )
 }
 
@@ -187,98 +165,130 @@ pub(in crate::store) fn few_silent_leaking_sql(dialect: Dialect) -> String {
 pub(in crate::store) enum GroupSql {
     /// One statement reads the rows ([`DEVICE_COLUMNS`]).
     Rows(String),
-    /// One statement reads the ids on the page, in table order; each
+    /// One statement reads the keys on the page, in table order; each
     /// device is then looked up.
-    Ids(String),
+    Keys(String),
+    /// The keys come in parts, one per status of `parts` (bound as
+    /// `:status`), merged in table order ([`crate::keyset::first_in_order`]).
+    /// For each part: `devices` counts its devices, `silent_up_to` its silent
+    /// ones up to `:cap` ([`walk_from`]); a part with none is passed over,
+    /// the others listed by `keys(few)`, `few` when they are under the cap.
+    Silent(SilentParts),
 }
 
-/// The count a silent group's read needs first, up to [`MANY_SILENT`]
-/// (`:many`): how it is read depends on how many devices are silent.
-pub(in crate::store) fn silent_count_sql(read: &GroupRead<'_>) -> Option<&'static str> {
-    match (read.group, read.check) {
-        (DeviceStatus::Silent, None) => Some(SILENT_UP_TO),
-        (DeviceStatus::Silent, Some(_)) => Some(SILENT_LEAKING_UP_TO),
-        _ => None,
+/// The reads of a silent group, part by part (see [`GroupSql::Silent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::store) struct SilentParts {
+    pub dialect: Dialect,
+    pub check: bool,
+    pub parts: Vec<DeviceStatus>,
+    pub devices: &'static str,
+    pub silent_up_to: &'static str,
+}
+
+impl SilentParts {
+    /// The statement listing a part's silent keys.
+    pub(in crate::store) fn keys(&self, few: bool) -> String {
+        if self.check {
+            leaking_sql(self.dialect, "<", few)
+        } else {
+            silent_sql(self.dialect, few)
+        }
     }
 }
 
-/// The statement of a group's read, given the [`silent_count_sql`] it
-/// needed (0 for a group that needs none).
-pub(in crate::store) fn group_sql(dialect: Dialect, read: &GroupRead<'_>, silent: i64) -> GroupSql {
-    let many = silent >= MANY_SILENT;
-    match (read.check, read.group == DeviceStatus::Silent) {
-        (None, false) => GroupSql::Rows(graded_group_sql()),
-        (None, true) if many => GroupSql::Ids(many_silent_sql(dialect)),
-        (None, true) => GroupSql::Ids(few_silent_sql(dialect)),
-        (Some(_), false) => GroupSql::Ids(leaking_walk_sql(dialect, ">=")),
-        (Some(_), true) if many => GroupSql::Ids(leaking_walk_sql(dialect, "<")),
-        (Some(_), true) => GroupSql::Ids(few_silent_leaking_sql(dialect)),
+/// The statements of a group's read.
+pub(in crate::store) fn group_sql(dialect: Dialect, read: &GroupRead<'_>) -> GroupSql {
+    use DeviceStatus::{Compliant, Leaky, Silent, Unknown};
+    match (read.check, read.group == Silent) {
+        (None, false) => GroupSql::Rows(graded_group_sql(dialect)),
+        (Some(_), false) => GroupSql::Keys(leaking_sql(dialect, ">=", false)),
+        (None, true) => GroupSql::Silent(SilentParts {
+            dialect,
+            check: false,
+            parts: vec![Leaky, Unknown, Compliant],
+            devices: STATUS_DEVICES,
+            silent_up_to: SILENT_UP_TO,
+        }),
+        (Some(_), true) => GroupSql::Silent(SilentParts {
+            dialect,
+            check: true,
+            parts: vec![Silent],
+            devices: CHECK_DEVICES,
+            silent_up_to: SILENT_LEAKING_UP_TO,
+        }),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyset::After;
+    use crate::keyset::Key;
 
     fn read(group: DeviceStatus, check: Option<&str>) -> GroupRead<'_> {
         GroupRead {
             group,
             check,
-            after: After {
-                sort_key: String::new(),
-                hostname: String::new(),
-                id: String::new(),
-            },
+            after: Key::start(),
             limit: 10,
         }
     }
 
     #[test]
-    fn a_silent_group_is_read_by_how_many_are_silent() {
-        use DeviceStatus::{Leaky, Silent};
+    fn a_silent_group_is_read_per_status_by_how_many_are_silent() {
+        use DeviceStatus::{Compliant, Leaky, Silent, Unknown};
         let sqlite = Dialect::Sqlite;
-        assert_eq!(silent_count_sql(&read(Leaky, None)), None);
-        assert_eq!(silent_count_sql(&read(Silent, None)), Some(SILENT_UP_TO));
         assert_eq!(
-            group_sql(sqlite, &read(Silent, None), MANY_SILENT - 1),
-            GroupSql::Ids(few_silent_sql(sqlite))
+            group_sql(sqlite, &read(Leaky, None)),
+            GroupSql::Rows(graded_group_sql(sqlite))
         );
         assert_eq!(
-            group_sql(sqlite, &read(Silent, None), MANY_SILENT),
-            GroupSql::Ids(many_silent_sql(sqlite))
+            group_sql(sqlite, &read(Leaky, Some("firewall"))),
+            GroupSql::Keys(leaking_sql(sqlite, ">=", false))
         );
-        assert_eq!(
-            group_sql(sqlite, &read(Silent, Some("firewall")), MANY_SILENT),
-            GroupSql::Ids(leaking_walk_sql(sqlite, "<"))
+        let GroupSql::Silent(parts) = group_sql(sqlite, &read(Silent, None)) else {
+            panic!("the silent group is read in parts");
+        };
+        assert_eq!(parts.parts, [Leaky, Unknown, Compliant]);
+        assert_eq!(parts.silent_up_to, SILENT_UP_TO);
+        assert!(parts.keys(true).contains("INDEXED BY devices_by_contact"));
+        assert!(
+            parts
+                .keys(false)
+                .contains("INDEXED BY devices_in_table_order")
         );
-        assert_eq!(
-            group_sql(sqlite, &read(Leaky, None), 0),
-            GroupSql::Rows(graded_group_sql())
-        );
+        let GroupSql::Silent(parts) = group_sql(sqlite, &read(Silent, Some("firewall"))) else {
+            panic!("the silent group is read in parts");
+        };
+        assert_eq!(parts.devices, CHECK_DEVICES);
+        assert_eq!(parts.keys(true), leaking_sql(sqlite, "<", true));
+        // Walked from one silent device in twenty on.
+        assert_eq!(walk_from(0), 1);
+        assert_eq!(walk_from(10_000), 501);
     }
 
     #[test]
     fn postgres_reads_carry_no_sqlite_hints() {
         let postgres = Dialect::Postgres;
         for sql in [
-            few_silent_sql(postgres),
-            leaking_walk_sql(postgres, "<"),
-            few_silent_leaking_sql(postgres),
-            silent_by_status_sql(postgres),
+            graded_group_sql(postgres),
+            silent_sql(postgres, true),
+            silent_sql(postgres, false),
+            leaking_sql(postgres, "<", true),
+            leaking_sql(postgres, ">=", false),
         ] {
-            assert!(!sql.contains("INDEXED BY") && !sql.contains('+'), "{sql}");
+            assert!(!sql.contains("INDEXED BY"), "{sql}");
         }
-        assert!(few_silent_sql(Dialect::Sqlite).contains("INDEXED BY devices_by_contact"));
+        assert!(silent_sql(Dialect::Sqlite, true).contains("INDEXED BY devices_by_contact"));
     }
 
     #[test]
     fn only_the_names_a_statement_uses_are_bound() {
-        let named = [(":check", 1), (":cutoff", 2), (":limit", 3), (":many", 4)];
-        let bound: Vec<&str> = uses(SILENT_LEAKING, named)
+        let named = [(":check", 1), (":cutoff", 2), (":limit", 3), (":cap", 4)];
+        let bound: Vec<&str> = uses(SILENT_LEAKING_UP_TO, named)
             .into_iter()
             .map(|(name, _)| name)
             .collect();
-        assert_eq!(bound, [":check", ":cutoff"]);
+        assert_eq!(bound, [":check", ":cutoff", ":cap"]);
     }
 }

@@ -29,8 +29,10 @@ pub(in crate::store) const DEVICES_TO_REGRADE: &str =
 /// Up to `:limit` devices after `:after`, in id order: id, hostname,
 /// status, findings, last report id, its facts.
 pub(in crate::store) const DEVICE_STATES: &str = "SELECT d.id, d.hostname, d.status,
-     d.findings_json, d.last_report_id, r.facts_json
- FROM devices d LEFT JOIN reports r ON r.id = d.last_report_id
+     f.findings_json, d.last_report_id, r.facts_json
+ FROM devices d
+ JOIN device_findings f ON f.device_id = d.id
+ LEFT JOIN reports r ON r.id = d.last_report_id
  WHERE d.id > :after ORDER BY d.id LIMIT :limit";
 
 /// The grace clocks of the devices after `:after` up to `:last`.

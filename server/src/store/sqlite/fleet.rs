@@ -7,12 +7,12 @@ use rusqlite::{Connection, ToSql, named_params};
 use super::read::{count, device_row};
 use super::{Ms, StatusColumn};
 use crate::counts::{FleetCounts, StatusCounts};
-use crate::keyset::{GroupRead, PageWalk};
+use crate::keyset::{GroupRead, Key, PageWalk, first_in_order};
 use crate::model::{DevicePage, DeviceRow, FleetQuery, FleetSummary, Staleness};
 use crate::store::StoreError;
 use crate::store::sql::fleet::{
-    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GroupSql, MANY_SILENT, SILENT_LEAKING, STATUS_COUNTS,
-    group_sql, silent_by_status_sql, silent_count_sql, uses,
+    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GroupSql, SILENT_BY_STATUS, SILENT_LEAKING,
+    STATUS_COUNTS, group_sql, uses, walk_from,
 };
 
 /// See [`crate::store::Store::fleet_summary`].
@@ -35,10 +35,7 @@ pub(super) fn summary(
         Ok(counts)
     };
     counts.graded = statuses(STATUS_COUNTS, &[])?;
-    counts.silent = statuses(
-        &silent_by_status_sql(Dialect::Sqlite),
-        named_params! { ":cutoff": cutoff },
-    )?;
+    counts.silent = statuses(SILENT_BY_STATUS, named_params! { ":cutoff": cutoff })?;
     counts.checks = transaction
         .prepare_cached(CHECK_COUNTS)?
         .query_map([], |row| Ok((row.get(0)?, count(row, 1)?)))?
@@ -73,43 +70,86 @@ fn group(
     staleness: Staleness,
 ) -> Result<Vec<DeviceRow>, StoreError> {
     let cutoff = Ms(staleness.cutoff());
-    let status = StatusColumn(read.group);
     let limit = i64::from(read.limit);
-    let named: [(&str, &dyn ToSql); 8] = [
-        (":status", &status),
-        (":check", &read.check),
-        (":cutoff", &cutoff),
-        (":key", &read.after.sort_key),
-        (":hostname", &read.after.hostname),
-        (":id", &read.after.id),
-        (":limit", &limit),
-        (":many", &MANY_SILENT),
-    ];
-    let silent = match silent_count_sql(read) {
-        Some(sql) => connection
-            .prepare_cached(sql)?
-            .query_row(&*uses(sql, named), |row| row.get(0))?,
-        None => 0,
-    };
-    let sql = match group_sql(Dialect::Sqlite, read, silent) {
+    let group = StatusColumn(read.group);
+    let keys: Vec<Key> = match group_sql(Dialect::Sqlite, read) {
         GroupSql::Rows(sql) => {
+            let named = named(read, &cutoff, &limit, &group, &0);
             return Ok(connection
                 .prepare_cached(&sql)?
                 .query_map(&*uses(&sql, named), |row| device_row(row, staleness))?
                 .collect::<Result<_, _>>()?);
         }
-        GroupSql::Ids(sql) => sql,
+        GroupSql::Keys(sql) => {
+            let named = named(read, &cutoff, &limit, &group, &0);
+            keys(connection, &sql, &uses(&sql, named))?
+        }
+        GroupSql::Silent(silent) => {
+            let mut parts = Vec::new();
+            for status in &silent.parts {
+                let status = StatusColumn(*status);
+                let one = |sql: &str, cap: i64| -> Result<i64, StoreError> {
+                    Ok(connection.prepare_cached(sql)?.query_row(
+                        &*uses(sql, named(read, &cutoff, &limit, &status, &cap)),
+                        |row| row.get(0),
+                    )?)
+                };
+                let cap = walk_from(one(silent.devices, 0)?);
+                let silent_ones = one(silent.silent_up_to, cap)?;
+                if silent_ones == 0 {
+                    continue;
+                }
+                let sql = silent.keys(silent_ones < cap);
+                let named = named(read, &cutoff, &limit, &status, &cap);
+                parts.push(keys(connection, &sql, &uses(&sql, named))?);
+            }
+            first_in_order(parts, read.limit)
+        }
     };
-    let ids: Vec<String> = connection
-        .prepare_cached(&sql)?
-        .query_map(&*uses(&sql, named), |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
     let mut device = connection.prepare_cached(&format!(
         "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"
     ))?;
-    let mut rows = Vec::with_capacity(ids.len());
-    for id in &ids {
-        rows.push(device.query_row([id], |row| device_row(row, staleness))?);
+    let mut rows = Vec::with_capacity(keys.len());
+    for key in &keys {
+        rows.push(device.query_row([&key.id], |row| device_row(row, staleness))?);
     }
     Ok(rows)
+}
+
+/// Every name a group's statements bind, with its value.
+fn named<'a>(
+    read: &'a GroupRead<'_>,
+    cutoff: &'a Ms,
+    limit: &'a i64,
+    status: &'a StatusColumn,
+    cap: &'a i64,
+) -> [(&'static str, &'a dyn ToSql); 8] {
+    [
+        (":status", status),
+        (":check", &read.check),
+        (":cutoff", cutoff),
+        (":key", &read.after.sort_key),
+        (":hostname", &read.after.hostname),
+        (":id", &read.after.id),
+        (":limit", limit),
+        (":cap", cap),
+    ]
+}
+
+/// The keys a read in table order returns: `(sort_key, hostname, id)` rows.
+fn keys(
+    connection: &Connection,
+    sql: &str,
+    params: &[(&str, &dyn ToSql)],
+) -> Result<Vec<Key>, StoreError> {
+    Ok(connection
+        .prepare_cached(sql)?
+        .query_map(params, |row| {
+            Ok(Key {
+                sort_key: row.get(0)?,
+                hostname: row.get(1)?,
+                id: row.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
 }

@@ -190,7 +190,8 @@ pub(super) fn device(
     let transaction = connection.unchecked_transaction()?;
     let found = transaction
         .prepare_cached(&format!(
-            "SELECT {DEVICE_COLUMNS}, findings_json FROM devices WHERE id = ?1"
+            "SELECT {DEVICE_COLUMNS}, f.findings_json
+             FROM devices JOIN device_findings f ON f.device_id = devices.id WHERE id = ?1"
         ))?
         .query_row([device_id], |row| {
             Ok((

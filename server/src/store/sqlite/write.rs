@@ -78,10 +78,9 @@ pub(super) fn record_report(
     let key = sort_key(&host.hostname);
     connection
         .prepare_cached(
-            "UPDATE devices SET hostname = ?2, sort_key = ?12, os_family = ?3, os_name = ?4,
+            "UPDATE devices SET hostname = ?2, sort_key = ?11, os_family = ?3, os_name = ?4,
                  os_version = ?5, hardware_id = COALESCE(?6, hardware_id), last_seen = ?7,
-                 last_contact = ?7, status = ?8, leaking_checks = ?9, findings_json = ?10,
-                 last_report_id = ?11
+                 last_contact = ?7, status = ?8, leaking_checks = ?9, last_report_id = ?10
              WHERE id = ?1",
         )?
         .execute((
@@ -94,10 +93,14 @@ pub(super) fn record_report(
             Ms(report.received_at),
             StatusColumn(grade.status),
             &leaking,
-            to_json("findings", &grade.findings)?,
             &report.id,
             &key,
         ))?;
+    save_findings(
+        connection,
+        &report.device_id,
+        &to_json("findings", &grade.findings)?,
+    )?;
     // The fleet filtered by a check reads these copies instead of the device.
     connection
         .prepare_cached(
@@ -293,9 +296,8 @@ pub(super) fn enroll(
     connection
         .prepare_cached(
             "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
-                 os_version, hardware_id, enrolled_at, last_contact, status, leaking_checks,
-                 findings_json)
-             VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8, ?8, 'unknown', '[]', '[]')",
+                 os_version, hardware_id, enrolled_at, last_contact, status, leaking_checks)
+             VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8, ?8, 'unknown', '[]')",
         )?
         .execute((
             &id,
@@ -308,6 +310,9 @@ pub(super) fn enroll(
             enrolled_at,
             sort_key(&host.hostname),
         ))?;
+    connection
+        .prepare_cached("INSERT INTO device_findings (device_id, findings_json) VALUES (?1, '[]')")?
+        .execute([&id])?;
     let mut counts = CountChanges::default();
     counts.enrolled();
     apply_counts(connection, &counts)?;
@@ -434,23 +439,27 @@ pub(super) fn save_regrade(
     let mut counts = CountChanges::default();
     let mut changed_status = 0;
     for change in &batch.changes {
-        let updated = connection
-            .prepare_cached(
-                "UPDATE devices SET status = ?3, leaking_checks = ?4, findings_json = ?5
-                 WHERE id = ?1 AND last_report_id = ?2",
-            )?
-            .execute((
-                &change.device_id,
-                &change.report_id,
-                StatusColumn(change.grade.status),
-                leaking_json(&change.grade)?,
-                &change.findings_json,
-            ))?;
+        // The status only when it changes: setting it rewrites the device's
+        // entries in two indexes, even to the same value.
+        let update = if change.before == change.grade.status {
+            "UPDATE devices SET leaking_checks = ?4
+             WHERE id = ?1 AND last_report_id = ?2 AND status = ?3"
+        } else {
+            "UPDATE devices SET status = ?3, leaking_checks = ?4
+             WHERE id = ?1 AND last_report_id = ?2"
+        };
+        let updated = connection.prepare_cached(update)?.execute((
+            &change.device_id,
+            &change.report_id,
+            StatusColumn(change.grade.status),
+            leaking_json(&change.grade)?,
+        ))?;
         // None when a newer report came in meanwhile: it was graded by this
         // policy already.
         if updated == 0 {
             continue;
         }
+        save_findings(connection, &change.device_id, &change.findings_json)?;
         save_state(
             connection,
             &change.device_id,
@@ -488,6 +497,14 @@ pub(super) fn save_regrade(
             finished_at,
         ))?;
     read::regrade_progress(connection)
+}
+
+/// Replaces a device's current findings (a JSON array).
+fn save_findings(connection: &Connection, device_id: &str, json: &str) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("UPDATE device_findings SET findings_json = ?2 WHERE device_id = ?1")?
+        .execute((device_id, json))?;
+    Ok(())
 }
 
 /// Applies what a write changed to `status_counts` and `check_counts`.
