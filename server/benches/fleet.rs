@@ -1,20 +1,27 @@
 //! Server benchmark: the fleet views, the CSV export and the re-grade at
-//! scale, on SQLite.
+//! scale, on SQLite or PostgreSQL.
 //!
 //! ```sh
 //! cargo bench -p shipshape-server --bench fleet                  # 100,000 and 1,000,000 devices
 //! cargo bench -p shipshape-server --bench fleet -- --quick       # 5,000 and 20,000: a smoke run
 //! cargo bench -p shipshape-server --bench fleet -- --devices 100000 --keep target/bench-fleet
 //! cargo bench -p shipshape-server --bench fleet -- --devices 1000000 --keep target/bench-fleet --only csv
+//! cargo bench -p shipshape-server --bench fleet -- --db postgres://postgres@127.0.0.1:5432/test \
+//!     --devices 100000 --keep
 //! ```
 //!
-//! For each fleet size a database on disk is filled through the store's own
-//! writes (enrollment, then one signed-and-verified-shaped report per device
-//! graded by the built-in policy: the real captured facts, varied so that
-//! 60 % of the devices are compliant, 20 % leak on the firewall, 20 % on disk
+//! For each fleet size a database is filled through the store's own writes
+//! (enrollment, then one signed-and-verified-shaped report per device graded
+//! by the built-in policy: the real captured facts, varied so that 60 % of
+//! the devices are compliant, 20 % leak on the firewall, 20 % on disk
 //! encryption, 10 % have updates in grace, 2 % are silent and 1 % never
-//! reported). `--keep DIR` (relative to `server/`) keeps the databases and
-//! reuses a full one; `--only pages|csv|regrade` runs one part.
+//! reported). On SQLite (the default) it is a file: `--keep DIR` (relative
+//! to `server/`) keeps the databases and reuses a full one. With
+//! `--db postgres://…` each size gets a schema of its own in that database,
+//! `bench_fleet_<devices>` (created if missing, the store's tables migrated
+//! into it): dropped and made afresh unless `--keep` (no directory) keeps and
+//! reuses it; it is vacuumed and analyzed before the timings, as autovacuum
+//! would. `--only pages|csv|regrade` runs one part.
 //!
 //! Then, over HTTP on 127.0.0.1 (the same router as `serve`):
 //! 1. the fleet page (HTML) and `/v1/fleet` (JSON): the first page, a deep
@@ -32,7 +39,7 @@
 //! Targets (2-core machine): fleet page < 100 ms at 1M devices, 1M-row CSV
 //! < 10 s, 1M-device re-grade < 60 s.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -48,7 +55,7 @@ use shipshape_server::keyset::FleetCursor;
 use shipshape_server::model::{
     FleetQuery, IncomingReport, NewDevice, NewToken, Staleness, TokenKind,
 };
-use shipshape_server::store::{SqliteStore, Store};
+use shipshape_server::store::{PostgresStore, PostgresUrl, SqliteStore, Store};
 
 /// Real `shipshape facts` and `shipshape check --format json` output,
 /// captured on the Debian 12 dev machine (see fixtures/README.md).
@@ -59,6 +66,8 @@ const STALE_AFTER: SignedDuration = SignedDuration::from_hours(48);
 
 struct Settings {
     sizes: Vec<usize>,
+    /// The base URL of a PostgreSQL database; SQLite files when `None`.
+    postgres: Option<String>,
     keep: Option<PathBuf>,
     only: Option<String>,
 }
@@ -86,9 +95,23 @@ impl Settings {
             None if args.iter().any(|arg| arg == "--quick") => vec![5_000, 20_000],
             None => vec![100_000, 1_000_000],
         };
+        let postgres = value("--db");
+        let keep = match &postgres {
+            // A flag for PostgreSQL: the schema stays in its database.
+            Some(_) if args.iter().any(|arg| arg == "--keep") => Some(PathBuf::new()),
+            Some(_) => None,
+            None => value("--keep").map(PathBuf::from),
+        };
+        if let Some(url) = &postgres {
+            anyhow::ensure!(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "--db {url}: give a postgres:// URL (SQLite is the default)"
+            );
+        }
         Ok(Settings {
             sizes,
-            keep: value("--keep").map(PathBuf::from),
+            postgres,
+            keep,
             only: value("--only"),
         })
     }
@@ -114,8 +137,93 @@ struct Served {
     admin: String,
 }
 
-async fn serve(path: &Path) -> anyhow::Result<Served> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
+/// Where a fleet size's database is.
+enum Database {
+    Sqlite(PathBuf),
+    /// A schema of the database at `url`.
+    Postgres {
+        base: String,
+        schema: String,
+    },
+}
+
+impl Database {
+    fn url(base: &str, schema: &str) -> String {
+        let separator = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{separator}options=-csearch_path%3D{schema}")
+    }
+
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Database::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+            Database::Postgres { base, schema } => {
+                let url: PostgresUrl = Database::url(base, schema)
+                    .parse()
+                    .map_err(|error: String| anyhow::anyhow!(error))?;
+                Arc::new(PostgresStore::open(&url).await?)
+            }
+        })
+    }
+
+    /// Vacuums and gathers the planner's statistics on PostgreSQL, as
+    /// autovacuum does on a running server (the test database may have it
+    /// off): index-only scans need the visibility map a vacuum sets.
+    async fn vacuum(&self) -> anyhow::Result<()> {
+        if let Database::Postgres { base, schema } = self {
+            postgres(&Database::url(base, schema))
+                .await?
+                .batch_execute(
+                    "VACUUM (ANALYZE) devices, device_leaks, device_findings, reports, status_counts, \
+                     check_counts",
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// How much room its tables and indexes take, in bytes.
+    async fn size(&self) -> anyhow::Result<u64> {
+        Ok(match self {
+            Database::Sqlite(path) => ["", "-wal"]
+                .iter()
+                .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+                .map(|metadata| metadata.len())
+                .sum(),
+            Database::Postgres { base, schema } => {
+                let size: i64 = postgres(base)
+                    .await?
+                    .query_one(
+                        "SELECT CAST(COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS BIGINT)
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND c.relkind = 'r'",
+                        &[schema],
+                    )
+                    .await?
+                    .try_get(0)?;
+                u64::try_from(size)?
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres { schema, .. } => write!(f, "PostgreSQL schema {schema}"),
+        }
+    }
+}
+
+/// A plain connection to the database at `url`.
+async fn postgres(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn serve(database: &Database) -> anyhow::Result<Served> {
+    let store = database.open().await?;
     let active = policy::activate_at_start(store.as_ref(), None, Timestamp::now()).await?;
     let settings = ApiSettings {
         stale_after: STALE_AFTER,
@@ -148,17 +256,33 @@ async fn token(store: &dyn Store, kind: TokenKind) -> anyhow::Result<String> {
 
 async fn fleet(devices: usize, settings: &Settings) -> anyhow::Result<()> {
     let dir;
-    let path = match settings.keep.as_deref() {
-        Some(keep) => {
-            std::fs::create_dir_all(keep)?;
-            keep.join(format!("fleet-{devices}.db"))
+    let database = match (&settings.postgres, settings.keep.as_deref()) {
+        (Some(base), keep) => {
+            let schema = format!("bench_fleet_{devices}");
+            let client = postgres(base).await?;
+            if keep.is_none() {
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await?;
+            }
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await?;
+            Database::Postgres {
+                base: base.clone(),
+                schema,
+            }
         }
-        None => {
+        (None, Some(keep)) => {
+            std::fs::create_dir_all(keep)?;
+            Database::Sqlite(keep.join(format!("fleet-{devices}.db")))
+        }
+        (None, None) => {
             dir = tempfile::tempdir()?;
-            dir.path().join("shipshape.db")
+            Database::Sqlite(dir.path().join("shipshape.db"))
         }
     };
-    let served = serve(&path).await?;
+    let served = serve(&database).await?;
     let now = Timestamp::now();
     let everything = FleetQuery {
         status: None,
@@ -174,13 +298,13 @@ async fn fleet(devices: usize, settings: &Settings) -> anyhow::Result<()> {
     if enrolled as usize != devices {
         anyhow::ensure!(
             enrolled == 0,
-            "{} holds {enrolled} devices, not {devices}",
-            path.display()
+            "{database} holds {enrolled} devices, not {devices}"
         );
         seed(&served.store, devices).await?;
     } else {
-        println!("fleet of {devices}: reusing {}", path.display());
+        println!("fleet of {devices}: reusing {database}");
     }
+    database.vacuum().await?;
     let counts = served.store.fleet_summary(&everything).await?;
     let summary = &counts.summary;
     println!(
@@ -189,7 +313,7 @@ async fn fleet(devices: usize, settings: &Settings) -> anyhow::Result<()> {
         summary.silent,
         summary.unknown,
         summary.compliant,
-        database_size(&path) as f64 / 1e9
+        database.size().await? as f64 / 1e9
     );
     let worst = counts
         .failures_by_check
@@ -206,15 +330,13 @@ async fn fleet(devices: usize, settings: &Settings) -> anyhow::Result<()> {
     if settings.runs("regrade") {
         regrades(&served, devices).await?;
     }
+    if let (Database::Postgres { base, schema }, None) = (&database, &settings.keep) {
+        postgres(base)
+            .await?
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await?;
+    }
     Ok(())
-}
-
-fn database_size(path: &Path) -> u64 {
-    ["", "-wal"]
-        .iter()
-        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
-        .map(|metadata| metadata.len())
-        .sum()
 }
 
 /// The captured facts, as device number `index` would send them.
@@ -268,17 +390,22 @@ fn hostname(index: usize) -> String {
 }
 
 /// Enrolls `devices` devices and stores a report for 99 % of them, 256 at
-/// a time, through the store's own writes.
+/// a time, through the store's own writes. Each of 16 enrollment tokens
+/// serves 16 of the workers: enrollment locks its token's row (PostgreSQL),
+/// and one token would make every enrollment wait for the one before.
 async fn seed(store: &Arc<dyn Store>, devices: usize) -> anyhow::Result<()> {
-    let enroll = token(store.as_ref(), TokenKind::Enroll).await?;
-    let hash = hash_token(&enroll);
+    let mut hashes = Vec::new();
+    for _ in 0..16 {
+        hashes.push(hash_token(&token(store.as_ref(), TokenKind::Enroll).await?));
+    }
     let active = Arc::new(policy::activate_at_start(store.as_ref(), None, Timestamp::now()).await?);
     let report: Arc<CheckReport> = Arc::new(serde_json::from_str(REPORT)?);
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let seeded = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..256 {
+    for worker in 0..256 {
+        let hash = hashes[worker % hashes.len()];
         let (store, active, report) = (Arc::clone(store), Arc::clone(&active), Arc::clone(&report));
         let (next, seeded) = (Arc::clone(&next), Arc::clone(&seeded));
         workers.spawn(async move {
