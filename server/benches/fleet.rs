@@ -26,8 +26,10 @@
 //! Then, over HTTP on 127.0.0.1 (the same router as `serve`):
 //! 1. the fleet page (HTML) and `/v1/fleet` (JSON): the first page, a deep
 //!    page (a cursor three quarters into the table), the worst check filter
-//!    (the most-failed check, first and deep page) and the silent devices;
-//!    30 requests each, p50/p95/p99;
+//!    (the most-failed check, first and deep page) and the silent devices
+//!    (first and deep page); 30 requests each, p50/p95/p99; then the same
+//!    with a server whose stale-after is a minute, where nearly every device
+//!    is silent (as after an outage);
 //! 2. `/v1/fleet.csv` of the whole fleet: time, size, and the process's
 //!    peak resident memory while it streams;
 //! 3. re-grades (`PUT /v1/policy`, then `/v1/policy/status` polled until
@@ -222,11 +224,11 @@ async fn postgres(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     Ok(client)
 }
 
-async fn serve(database: &Database) -> anyhow::Result<Served> {
+async fn serve(database: &Database, stale_after: SignedDuration) -> anyhow::Result<Served> {
     let store = database.open().await?;
     let active = policy::activate_at_start(store.as_ref(), None, Timestamp::now()).await?;
     let settings = ApiSettings {
-        stale_after: STALE_AFTER,
+        stale_after,
         public_url: None,
         tls: false,
     };
@@ -282,7 +284,7 @@ async fn fleet(devices: usize, settings: &Settings) -> anyhow::Result<()> {
             Database::Sqlite(dir.path().join("shipshape.db"))
         }
     };
-    let served = serve(&database).await?;
+    let served = serve(&database, STALE_AFTER).await?;
     let now = Timestamp::now();
     let everything = FleetQuery {
         status: None,
@@ -322,7 +324,11 @@ async fn fleet(devices: usize, settings: &Settings) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no check fails"))?;
 
     if settings.runs("pages") {
-        pages(&served, devices, &worst).await?;
+        pages(&served, devices, &worst, "").await?;
+        // The same fleet where a device is silent after a minute: nearly all
+        // of them are (a server that was down), and the silent group is walked.
+        let quiet = serve(&database, SignedDuration::from_mins(1)).await?;
+        pages(&quiet, devices, &worst, "nearly all silent, ").await?;
     }
     if settings.runs("csv") {
         csv(&served, devices).await?;
@@ -498,7 +504,7 @@ async fn time_get(
     Ok((size, latencies))
 }
 
-async fn pages(served: &Served, devices: usize, worst: &str) -> anyhow::Result<()> {
+async fn pages(served: &Served, devices: usize, worst: &str, label: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     // Three quarters into the compliant group, and into the worst check's
     // leaky group: their keys are known from the hostnames.
@@ -512,6 +518,7 @@ async fn pages(served: &Served, devices: usize, worst: &str) -> anyhow::Result<(
     };
     let compliant = deep(DeviceStatus::Compliant);
     let leaky = deep(DeviceStatus::Leaky);
+    let silent = deep(DeviceStatus::Silent);
     let cases = [
         ("HTML fleet page, first page", "/".to_owned()),
         (
@@ -529,6 +536,10 @@ async fn pages(served: &Served, devices: usize, worst: &str) -> anyhow::Result<(
         (
             "HTML fleet page, silent devices",
             "/?status=silent".to_owned(),
+        ),
+        (
+            "HTML fleet page, silent devices, deep page",
+            format!("/?status=silent&after={silent}"),
         ),
         ("JSON /v1/fleet, first page", "/v1/fleet".to_owned()),
         (
@@ -548,7 +559,7 @@ async fn pages(served: &Served, devices: usize, worst: &str) -> anyhow::Result<(
         time_get(&client, served, &path, 3).await?;
         let (size, mut latencies) = time_get(&client, served, &path, 30).await?;
         println!(
-            "  {devices}: {name} ({size} B): {}",
+            "  {devices}: {label}{name} ({size} B): {}",
             percentiles(&mut latencies)
         );
     }

@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::Client;
-use crate::counts::{FleetCounts, StatusCounts};
+use crate::counts::{FleetCounts, Side, SilentCount};
 use crate::grade::CheckState;
 use crate::keyset::{GroupRead, Key, PageWalk, first_in_order};
 use crate::model::{
@@ -19,8 +19,7 @@ use crate::model::{
     LastReport, RegradeProgress, ReportSummary, Staleness, StoredPolicy, TokenInfo, Transition,
 };
 use crate::store::sql::fleet::{
-    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GroupSql, SILENT_BY_STATUS, SILENT_LEAKING,
-    STATUS_COUNTS, group_sql, walk_from,
+    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GRADED, Part, dense_from, group_parts, walk, walk_rows,
 };
 use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
 use crate::store::sql::{
@@ -271,12 +270,14 @@ pub(super) async fn fleet_summary(
     query: &FleetQuery,
 ) -> Result<FleetSummary, StoreError> {
     let cutoff = query.staleness.cutoff().as_millisecond();
-    let mut counts = FleetCounts {
-        graded: status_counts(transaction, STATUS_COUNTS, &[]).await?,
-        ..FleetCounts::default()
-    };
-    let (sql, params) = numbered(SILENT_BY_STATUS, &[(":cutoff", &cutoff)]);
-    counts.silent = status_counts(transaction, &sql, &params).await?;
+    let mut counts = FleetCounts::default();
+    for status in GRADED {
+        let part = Part::Status(status);
+        let total = total(transaction, part).await?;
+        counts.graded.add(status, total);
+        let silent = silent_in(transaction, part, total, cutoff).await?;
+        counts.silent.add(status, silent);
+    }
     let statement = transaction.prepare_cached(CHECK_COUNTS).await?;
     counts.checks = transaction
         .query(&statement, &[])
@@ -285,25 +286,47 @@ pub(super) async fn fleet_summary(
         .map(|row| Ok((row.try_get(0)?, count(row, 1)?)))
         .collect::<Result<_, StoreError>>()?;
     if let Some(check) = &query.check {
-        let (sql, params) = numbered(SILENT_LEAKING, &[(":check", check), (":cutoff", &cutoff)]);
-        let statement = transaction.prepare_cached(&sql).await?;
-        counts.silent_on_check = count(&transaction.query_one(&statement, &params).await?, 0)?;
+        let part = Part::Check(check);
+        let total = total(transaction, part).await?;
+        counts.silent_on_check = silent_in(transaction, part, total, cutoff).await?;
     }
     Ok(counts.summary(query))
 }
 
-/// Devices per status, read by `sql` as (status, count) rows.
-async fn status_counts(
+/// How many devices the part holds (a maintained count).
+async fn total(transaction: &Transaction<'_>, part: Part<'_>) -> Result<u64, StoreError> {
+    let rows = query(transaction, part.total_sql(), &[(":of", &part.of())]).await?;
+    count_of(&rows)
+}
+
+/// How many of the part's `total` devices are silent.
+async fn silent_in(
     transaction: &Transaction<'_>,
-    sql: &str,
-    params: &[Param<'_>],
-) -> Result<StatusCounts, StoreError> {
-    let statement = transaction.prepare_cached(sql).await?;
-    let mut counts = StatusCounts::default();
-    for row in transaction.query(&statement, params).await? {
-        counts.add(status(&row, 0)?, count(&row, 1)?);
+    part: Part<'_>,
+    total: u64,
+    cutoff: i64,
+) -> Result<u64, StoreError> {
+    let mut silent = SilentCount::new(total);
+    loop {
+        let (side, cap) = silent.next();
+        let counted = count_up_to(transaction, part, side, cap, cutoff).await?;
+        if let Some(silent) = silent.counted(counted) {
+            return Ok(silent);
+        }
     }
-    Ok(counts)
+}
+
+/// How many of the part's devices are on `side`, up to `cap`.
+async fn count_up_to(
+    transaction: &Transaction<'_>,
+    part: Part<'_>,
+    side: Side,
+    cap: u64,
+    cutoff: i64,
+) -> Result<u64, StoreError> {
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+    let named: [(&str, Param<'_>); 3] = [(":of", &part.of()), (":cutoff", &cutoff), (":cap", &cap)];
+    count_of(&query(transaction, &part.count_sql(side), &named).await?)
 }
 
 /// See [`crate::store::Store::fleet_devices`], in one snapshot.
@@ -319,48 +342,19 @@ pub(super) async fn fleet_devices(
     Ok(walk.finish())
 }
 
-/// The devices of one group's read, in table order: read whole, or their
-/// keys first and then those devices in one query.
+/// The devices of one group's read, in table order: their keys first, then
+/// those devices in one query.
 async fn group(
     transaction: &Transaction<'_>,
     read: &GroupRead<'_>,
     staleness: Staleness,
 ) -> Result<Vec<DeviceRow>, StoreError> {
     let cutoff = staleness.cutoff().as_millisecond();
-    let limit = i64::from(read.limit);
-    let group = read.group.as_str();
-    let keys: Vec<Key> = match group_sql(Dialect::Postgres, read) {
-        GroupSql::Rows(sql) => {
-            let named = named(read, &cutoff, &limit, &group, &0);
-            return query(transaction, &sql, &named)
-                .await?
-                .iter()
-                .map(|row| device_row(row, staleness))
-                .collect();
-        }
-        GroupSql::Keys(sql) => {
-            let named = named(read, &cutoff, &limit, &group, &0);
-            keys(&query(transaction, &sql, &named).await?)?
-        }
-        GroupSql::Silent(silent) => {
-            let mut parts = Vec::new();
-            for status in &silent.parts {
-                let status = status.as_str();
-                let devices = named(read, &cutoff, &limit, &status, &0);
-                let devices = query(transaction, silent.devices, &devices).await?;
-                let cap = walk_from(count_of(&devices)?);
-                let named = named(read, &cutoff, &limit, &status, &cap);
-                let silent_ones =
-                    count_of(&query(transaction, silent.silent_up_to, &named).await?)?;
-                if silent_ones == 0 {
-                    continue;
-                }
-                let sql = silent.keys(silent_ones < cap);
-                parts.push(keys(&query(transaction, &sql, &named).await?)?);
-            }
-            first_in_order(parts, read.limit)
-        }
-    };
+    let mut parts = Vec::new();
+    for (part, side) in group_parts(read.group, read.check) {
+        parts.push(read_side(transaction, (part, side), &read.after, read.limit, cutoff).await?);
+    }
+    let keys = first_in_order(parts, read.limit);
     let ids: Vec<&str> = keys.iter().map(|key| key.id.as_str()).collect();
     let statement = transaction
         .prepare_cached(&format!(
@@ -377,24 +371,54 @@ async fn group(
     Ok(rows)
 }
 
-/// Every name a group's statements bind, with its value.
-fn named<'a>(
-    read: &'a GroupRead<'_>,
-    cutoff: &'a i64,
-    limit: &'a i64,
-    status: &'a &'static str,
-    cap: &'a i64,
-) -> [(&'static str, Param<'a>); 8] {
-    [
-        (":status", status),
-        (":check", &read.check),
-        (":cutoff", cutoff),
-        (":key", &read.after.sort_key),
-        (":hostname", &read.after.hostname),
-        (":id", &read.after.id),
-        (":limit", limit),
-        (":cap", cap),
-    ]
+/// Up to `limit` keys of the part's devices on `side` after `after`, in
+/// table order: walked within its budget, then, if that was not enough,
+/// walked on when the side is dense and sorted from the contact index when
+/// it is not.
+async fn read_side(
+    transaction: &Transaction<'_>,
+    (part, side): (Part<'_>, Side),
+    after: &Key,
+    limit: u32,
+    cutoff: i64,
+) -> Result<Vec<Key>, StoreError> {
+    let walk_limit = walk_rows(limit);
+    let named: [(&str, Param<'_>); 5] = [
+        (":of", &part.of()),
+        (":key", &after.sort_key),
+        (":hostname", &after.hostname),
+        (":id", &after.id),
+        (":walk", &walk_limit),
+    ];
+    let rows = query(transaction, &part.walk_sql(Dialect::Postgres), &named).await?;
+    let walked = walk(
+        rows.iter()
+            .map(|row| Ok::<_, StoreError>((key(row)?, row.try_get::<_, i64>(3)?))),
+        side,
+        cutoff,
+        limit,
+    )?;
+    let mut keys = walked.keys;
+    let Some(last) = walked.stopped_at else {
+        return Ok(keys);
+    };
+    let total = total(transaction, part).await?;
+    let dense_from = dense_from(total);
+    let dense = count_up_to(transaction, part, side, dense_from, cutoff).await? >= dense_from;
+    let rest = i64::from(limit) - keys.len() as i64;
+    let named: [(&str, Param<'_>); 6] = [
+        (":of", &part.of()),
+        (":cutoff", &cutoff),
+        (":key", &last.sort_key),
+        (":hostname", &last.hostname),
+        (":id", &last.id),
+        (":limit", &rest),
+    ];
+    let sql = part.side_sql(Dialect::Postgres, side, dense);
+    for row in query(transaction, &sql, &named).await? {
+        keys.push(key(&row)?);
+    }
+    Ok(keys)
 }
 
 /// The rows of a statement with named parameters.
@@ -409,24 +433,20 @@ async fn query(
 }
 
 /// The count a one-row, one-column read returns.
-fn count_of(rows: &[Row]) -> Result<i64, StoreError> {
+fn count_of(rows: &[Row]) -> Result<u64, StoreError> {
     let row = rows
         .first()
         .ok_or_else(|| StoreError("a count returned no row".to_owned()))?;
-    Ok(row.try_get(0)?)
+    count(row, 0)
 }
 
-/// The keys a read in table order returns: `(sort_key, hostname, id)` rows.
-fn keys(rows: &[Row]) -> Result<Vec<Key>, StoreError> {
-    rows.iter()
-        .map(|row| {
-            Ok(Key {
-                sort_key: row.try_get(0)?,
-                hostname: row.try_get(1)?,
-                id: row.try_get(2)?,
-            })
-        })
-        .collect()
+/// The key of a row that starts `(sort_key, hostname, id)`.
+fn key(row: &Row) -> Result<Key, StoreError> {
+    Ok(Key {
+        sort_key: row.try_get(0)?,
+        hostname: row.try_get(1)?,
+        id: row.try_get(2)?,
+    })
 }
 
 pub(super) async fn device(

@@ -12,11 +12,10 @@ use tokio::task::JoinSet;
 
 use super::read::numbered;
 use super::*;
+use crate::counts::Side;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
 use crate::model::{NewDevice, RegradeState, TokenKind, TransitionKind};
-use crate::store::sql::fleet::{
-    Dialect, SILENT_LEAKING, graded_group_sql, leaking_sql, silent_sql,
-};
+use crate::store::sql::fleet::{Dialect, Part, walk_rows};
 use crate::store::tests::{active, device_table, every_story, fleet, query, report, t0};
 use crate::store::{SqliteStore, sql};
 
@@ -522,18 +521,19 @@ async fn fleet_pages_are_read_in_index_order() {
         .batch_execute("SET enable_seqscan = off; SET enable_sort = off")
         .await
         .unwrap();
-    let (status, check, cutoff, limit) = ("leaky", "firewall", 0_i64, 50_i64);
+    let (cutoff, limit, cap, walk) = (0_i64, 50_i64, 1024_i64, walk_rows(50));
     let (key, hostname, id) = ("anna", "Anna", "0190");
-    let named: [(&str, read::Param<'_>); 7] = [
-        (":status", &status),
-        (":check", &check),
-        (":cutoff", &cutoff),
-        (":key", &key),
-        (":hostname", &hostname),
-        (":id", &id),
-        (":limit", &limit),
-    ];
-    let plan = async |sql: &str| -> String {
+    let plan = async |part: Part<'_>, sql: &str| -> String {
+        let named: [(&str, read::Param<'_>); 8] = [
+            (":of", &part.of()),
+            (":cutoff", &cutoff),
+            (":key", &key),
+            (":hostname", &hostname),
+            (":id", &id),
+            (":limit", &limit),
+            (":cap", &cap),
+            (":walk", &walk),
+        ];
         let (sql, params) = numbered(sql, &named);
         assert!(!sql.contains(':'), "every parameter is numbered: {sql}");
         let rows = client
@@ -545,31 +545,33 @@ async fn fleet_pages_are_read_in_index_order() {
     };
     // A sort node (not a merge's sort key): the rows were not in order.
     let sorts = |plan: &str| plan.contains("Sort  (");
-    // A walk from a key: a range of the index in table order.
-    let graded = plan(&graded_group_sql(Dialect::Postgres)).await;
-    assert!(
-        graded.contains("devices_in_table_order") && !sorts(&graded),
-        "{graded}"
-    );
-    // Many silent devices of a status: its walk keeps them.
-    let walked = plan(&silent_sql(Dialect::Postgres, false)).await;
-    assert!(
-        walked.contains("devices_in_table_order") && !sorts(&walked),
-        "{walked}"
-    );
-    for contact in [">=", "<"] {
-        let walk = plan(&leaking_sql(Dialect::Postgres, contact, false)).await;
-        assert!(
-            walk.contains("device_leaks_in_table_order") && !sorts(&walk),
-            "{walk}"
-        );
+    for (part, table_order, by_contact) in [
+        (
+            Part::Status(DeviceStatus::Leaky),
+            "devices_in_table_order",
+            "devices_by_contact",
+        ),
+        (
+            Part::Check("firewall"),
+            "device_leaks_in_table_order",
+            "device_leaks_by_contact",
+        ),
+    ] {
+        // A walk from a key: a range of the index in table order.
+        let walked = plan(part, &part.walk_sql(Dialect::Postgres)).await;
+        assert!(walked.contains(table_order) && !sorts(&walked), "{walked}");
+        for side in [Side::Contacted, Side::Silent] {
+            let dense = plan(part, &part.side_sql(Dialect::Postgres, side, true)).await;
+            assert!(dense.contains(table_order) && !sorts(&dense), "{dense}");
+            let counted = plan(part, &part.count_sql(side)).await;
+            assert!(counted.contains(by_contact), "{counted}");
+        }
     }
-    let silent = plan(SILENT_LEAKING).await;
-    assert!(silent.contains("device_leaks_by_contact"), "{silent}");
 }
 
-/// Silent devices of every status, many of one (walked) and few of the
-/// others (sorted): the silent group merges them in table order.
+/// Silent devices of every status: many of one (walked, past a long run
+/// of contacted ones) and few of the others (sorted from the contact index):
+/// the silent group merges them in table order, in pages large and small.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_devices_of_every_status_are_listed_in_table_order() {
     let Some(schema) = TestSchema::create().await else {
@@ -580,8 +582,9 @@ async fn silent_devices_of_every_status_are_listed_in_table_order() {
     let long_ago = (t0() - SignedDuration::from_hours(24 * 5)).as_millisecond();
     // Written directly: enrolling this many through the store takes a while.
     let client = schema.connect().await;
-    // Compliant: 2,000 silent of 10,000 (walked); leaky: 100 of 30,000 and
-    // unknown: 200 of 20,000 (sorted).
+    // Compliant: 2,000 silent of 10,000, the first and the last thousand
+    // (walked, past the 8,000 between); leaky: 100 of 30,000 and unknown:
+    // 200 of 20,000 (sorted).
     client
         .execute(
             "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
@@ -594,7 +597,7 @@ async fn silent_devices_of_every_status_are_listed_in_table_order() {
                          AS host,
                      CASE WHEN n % 6 = 0 THEN 'compliant'
                           WHEN n % 6 <= 3 THEN 'leaky' ELSE 'unknown' END AS status,
-                     CASE WHEN (n % 6 = 0 AND n % 30 = 0) OR n % 600 IN (1, 4, 5)
+                     CASE WHEN (n % 6 = 0 AND (n < 6000 OR n >= 54000)) OR n % 600 IN (1, 4, 5)
                           THEN $1::bigint ELSE $2::bigint END AS contact) AS devices",
             &[&long_ago, &t0().as_millisecond()],
         )
@@ -621,6 +624,13 @@ async fn silent_devices_of_every_status_are_listed_in_table_order() {
         .collect();
     assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
     assert!(rows.iter().all(|row| row.status == DeviceStatus::Silent));
+    let small = FleetQuery {
+        per_page: 10,
+        ..query.clone()
+    };
+    let (small_pages, pages) = crate::store::tests::every_page(&store, &small).await;
+    assert_eq!(pages, silent / 10);
+    assert!(small_pages == rows, "the same devices in the same order");
     let counts = store.fleet_summary(&query).await.unwrap();
     assert_eq!(
         (counts.summary.silent, counts.matching),

@@ -2,25 +2,24 @@
 //! the same SQL for both backends but for the planner hints of [`Dialect`].
 //!
 //! The counts come from `status_counts` and `check_counts`, kept in step by
-//! the writes, less the silent devices, which are a range of
-//! `devices_by_contact` (or `device_leaks_by_contact`) below the cutoff: the
-//! cost grows with the number of silent devices, never with the fleet
-//! ([`crate::counts`] assembles them).
+//! the writes. Silence depends on the time of the read, so the silent
+//! devices are counted: a range of `devices_by_contact` (per status) or of
+//! `device_leaks_by_contact` (per check) on the smaller side of the cutoff
+//! ([`crate::counts::SilentCount`]), which is little on a normal day (few
+//! are silent) and after an outage (nearly all are).
 //!
 //! A page is walked group by group ([`crate::keyset::PageWalk`]), each group
-//! a range of an index in table order that starts after the cursor's key,
-//! so the first page and the ten-thousandth cost the same:
-//!
-//! - leaky, unknown, compliant: `devices_in_table_order` from
-//!   `(status, key)` on, passing over the silent devices in the index;
-//! - silent: the silent devices of each status, merged in table order. When
-//!   few of a status's devices are silent, their keys come from a range of
-//!   `devices_by_contact` below the cutoff and are sorted; when they are a
-//!   good share (one in [`WALK_SILENT_FROM_ONE_IN`] or more), the status's
-//!   walk keeps them, and finds a page's worth quickly;
-//! - leaking on a check: the same over `device_leaks`, which carries each
-//!   leaking device's key and last contact. Only the devices on the page are
-//!   then looked up.
+//! read in table order after the cursor's key, so the first page and the
+//! ten-thousandth cost the same. A group is a [`Part`] (a status's devices,
+//! or the devices leaking on a check) on one [`Side`] of the cutoff — the
+//! silent group is the silent sides of the three statuses, merged. A part
+//! is read by walking its index in table order (`devices_in_table_order`,
+//! `device_leaks_in_table_order`), passing over the devices on the other
+//! side of the cutoff, for at most [`WALK_BUDGET`] entries a row ([`walk`]).
+//! A walk that runs out of budget goes on only when the side holds one in
+//! [`DENSE_FROM_ONE_IN`] of the part's devices or more; otherwise its
+//! devices are few, and their keys come sorted from their range of the
+//! contact index. Only the devices on the page are then looked up.
 //!
 //! A device is silent when its last contact (its last report, or its
 //! enrollment before the first one) is older than the cutoff; otherwise it
@@ -29,14 +28,15 @@
 //! the check, silent ones included: they match the device table filtered by
 //! that check.
 //!
-//! The statements name their parameters (`:cutoff`, `:check`, `:status`,
-//! `:key`, `:hostname`, `:id`, `:limit`, `:cap`); SQLite binds them by
+//! The statements name their parameters (`:of`, `:cutoff`, `:key`,
+//! `:hostname`, `:id`, `:limit`, `:walk`, `:cap`); SQLite binds them by
 //! name, PostgreSQL numbers them. A backend binds the names a statement
 //! uses ([`uses`]).
 
 use shipshape_core::wire::DeviceStatus;
 
-use crate::keyset::GroupRead;
+use crate::counts::Side;
+use crate::keyset::Key;
 
 /// Where the two dialects differ in these reads: SQLite's planner takes
 /// hints that PostgreSQL has no syntax for (nor needs: it weighs the
@@ -72,223 +72,274 @@ pub(in crate::store) fn uses<'a, T>(
 pub(in crate::store) const DEVICE_COLUMNS: &str = "id, hostname, os_name, status, \
      leaking_checks, last_seen, enrolled_at, revoked_at, last_contact";
 
-/// The silent devices of a status (or check) are walked in table order
-/// rather than sorted when at least one in this many of its devices is silent.
-pub(in crate::store) const WALK_SILENT_FROM_ONE_IN: i64 = 20;
-
-/// How many silent devices among `devices` make walking them pay: one in
-/// [`WALK_SILENT_FROM_ONE_IN`] (at least one). Bound as `:cap`.
-pub(in crate::store) fn walk_from(devices: i64) -> i64 {
-    devices / WALK_SILENT_FROM_ONE_IN + 1
-}
-
-/// How many devices are of `:status` (maintained).
-pub(in crate::store) const STATUS_DEVICES: &str =
-    "SELECT devices FROM status_counts WHERE status = :status";
-/// How many devices leak on `:check` (maintained).
-pub(in crate::store) const CHECK_DEVICES: &str =
-    "SELECT COALESCE(MAX(devices), 0) FROM check_counts WHERE check_id = :check";
-
-/// How many devices of `:status` are silent, counted up to `:cap`.
-pub(in crate::store) const SILENT_UP_TO: &str = "SELECT COUNT(*) FROM (
-     SELECT 1 FROM devices WHERE status = :status AND last_contact < :cutoff LIMIT :cap) AS silent";
-/// How many devices leaking on `:check` are silent, up to `:cap`.
-pub(in crate::store) const SILENT_LEAKING_UP_TO: &str = "SELECT COUNT(*) FROM (
-     SELECT 1 FROM device_leaks
-     WHERE check_id = :check AND last_contact < :cutoff LIMIT :cap) AS silent";
-
-/// Devices per status of their last grade.
-pub(in crate::store) const STATUS_COUNTS: &str = "SELECT status, devices FROM status_counts";
 /// Devices per leaking check.
 pub(in crate::store) const CHECK_COUNTS: &str = "SELECT check_id, devices FROM check_counts";
 
-/// The silent devices by the status of their last grade: a range of
-/// `devices_by_contact` per status.
-pub(in crate::store) const SILENT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM devices
-     WHERE status IN ('leaky', 'unknown', 'compliant') AND last_contact < :cutoff
-     GROUP BY status";
+/// The graded statuses, whose silent sides make the silent group.
+pub(in crate::store) const GRADED: [DeviceStatus; 3] = [
+    DeviceStatus::Leaky,
+    DeviceStatus::Unknown,
+    DeviceStatus::Compliant,
+];
 
-/// How many devices leaking on `:check` are silent.
-pub(in crate::store) const SILENT_LEAKING: &str = "SELECT COUNT(*) FROM device_leaks
-     WHERE check_id = :check AND last_contact < :cutoff";
+/// How many index entries a walk may pass over per row it is to return
+/// before it asks whether its side is dense enough to walk.
+pub(in crate::store) const WALK_BUDGET: u64 = 20;
 
-/// The key condition every group read shares: after the cursor's key.
-const AFTER: &str = "(sort_key, hostname, id) > (:key, :hostname, :id)";
-const LEAK_AFTER: &str = "(sort_key, hostname, device_id) > (:key, :hostname, :id)";
+/// A side whose devices are fewer than one in this many of its part's is
+/// read from the contact index and sorted rather than walked.
+pub(in crate::store) const DENSE_FROM_ONE_IN: u64 = 20;
 
-/// A page of a graded group (`:status`): its devices that are not silent.
-pub(in crate::store) fn graded_group_sql(dialect: Dialect) -> String {
-    format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices {}
-         WHERE status = :status AND last_contact >= :cutoff AND {AFTER}
-         ORDER BY sort_key, hostname, id LIMIT :limit",
-        dialect.indexed_by("devices_in_table_order")
-    )
+/// The devices a read is about: a status's, or those leaking on a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum Part<'a> {
+    Status(DeviceStatus),
+    Check(&'a str),
 }
 
-/// The keys of the silent devices of `:status` after the cursor, in table
-/// order: sorted from their range of `devices_by_contact` (`few`), or kept
-/// from the status's walk.
-pub(in crate::store) fn silent_sql(dialect: Dialect, few: bool) -> String {
-    let index = if few {
-        "devices_by_contact"
-    } else {
-        "devices_in_table_order"
-    };
-    format!(
-        "SELECT sort_key, hostname, id FROM devices {}
-         WHERE status = :status AND last_contact < :cutoff AND {AFTER}
-         ORDER BY sort_key, hostname, id LIMIT :limit",
-        dialect.indexed_by(index)
-    )
-}
+impl<'a> Part<'a> {
+    /// What `:of` binds: the status or the check id.
+    pub(in crate::store) fn of(self) -> &'a str {
+        match self {
+            Part::Status(status) => status.as_str(),
+            Part::Check(check) => check,
+        }
+    }
 
-/// The keys of the devices leaking on `:check` after the cursor whose last
-/// contact `contact` keeps, in table order: walked, or (`few`, for the
-/// silent ones) sorted from their range of `device_leaks_by_contact`.
-pub(in crate::store) fn leaking_sql(dialect: Dialect, contact: &str, few: bool) -> String {
-    let index = if few {
-        "device_leaks_by_contact"
-    } else {
-        "device_leaks_in_table_order"
-    };
-    format!(
-        "SELECT sort_key, hostname, device_id FROM device_leaks {}
-         WHERE check_id = :check AND last_contact {contact} :cutoff AND {LEAK_AFTER}
-         ORDER BY sort_key, hostname, device_id LIMIT :limit",
-        dialect.indexed_by(index)
-    )
-}
+    /// The table, the condition that picks the part, and its id column.
+    fn source(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Part::Status(_) => ("devices", "status = :of", "id"),
+            Part::Check(_) => ("device_leaks", "check_id = :of", "device_id"),
+        }
+    }
 
-/// How a group's read is made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::store) enum GroupSql {
-    /// One statement reads the rows ([`DEVICE_COLUMNS`]).
-    Rows(String),
-    /// One statement reads the keys on the page, in table order; each
-    /// device is then looked up.
-    Keys(String),
-    /// The keys come in parts, one per status of `parts` (bound as
-    /// `:status`), merged in table order ([`crate::keyset::first_in_order`]).
-    /// For each part: `devices` counts its devices, `silent_up_to` its silent
-    /// ones up to `:cap` ([`walk_from`]); a part with none is passed over,
-    /// the others listed by `keys(few)`, `few` when they are under the cap.
-    Silent(SilentParts),
-}
+    fn indexes(self) -> (&'static str, &'static str) {
+        match self {
+            Part::Status(_) => ("devices_in_table_order", "devices_by_contact"),
+            Part::Check(_) => ("device_leaks_in_table_order", "device_leaks_by_contact"),
+        }
+    }
 
-/// The reads of a silent group, part by part (see [`GroupSql::Silent`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(in crate::store) struct SilentParts {
-    pub dialect: Dialect,
-    pub check: bool,
-    pub parts: Vec<DeviceStatus>,
-    pub devices: &'static str,
-    pub silent_up_to: &'static str,
-}
+    /// Its devices after `(:key, :hostname, :id)` in table order, with
+    /// their last contact, up to `:walk` ([`walk_rows`]): a walk.
+    pub(in crate::store) fn walk_sql(self, dialect: Dialect) -> String {
+        let (table, of, id) = self.source();
+        let (in_order, _) = self.indexes();
+        format!(
+            "SELECT sort_key, hostname, {id}, last_contact FROM {table} {}
+             WHERE {of} AND (sort_key, hostname, {id}) > (:key, :hostname, :id)
+             ORDER BY sort_key, hostname, {id} LIMIT :walk",
+            dialect.indexed_by(in_order)
+        )
+    }
 
-impl SilentParts {
-    /// The statement listing a part's silent keys.
-    pub(in crate::store) fn keys(&self, few: bool) -> String {
-        if self.check {
-            leaking_sql(self.dialect, "<", few)
-        } else {
-            silent_sql(self.dialect, few)
+    /// Up to `:limit` of its devices on `side` after the key, in table
+    /// order: walked (`dense`), or sorted from their range of the contact
+    /// index.
+    pub(in crate::store) fn side_sql(self, dialect: Dialect, side: Side, dense: bool) -> String {
+        let (table, of, id) = self.source();
+        let (in_order, by_contact) = self.indexes();
+        let index = if dense { in_order } else { by_contact };
+        format!(
+            "SELECT sort_key, hostname, {id} FROM {table} {}
+             WHERE {of} AND last_contact {} :cutoff
+               AND (sort_key, hostname, {id}) > (:key, :hostname, :id)
+             ORDER BY sort_key, hostname, {id} LIMIT :limit",
+            dialect.indexed_by(index),
+            op(side)
+        )
+    }
+
+    /// How many of its devices are on `side`, up to `:cap`: a range of the
+    /// contact index.
+    pub(in crate::store) fn count_sql(self, side: Side) -> String {
+        let (table, of, _) = self.source();
+        format!(
+            "SELECT COUNT(*) FROM (
+                 SELECT 1 FROM {table} WHERE {of} AND last_contact {} :cutoff LIMIT :cap
+             ) AS counted",
+            op(side)
+        )
+    }
+
+    /// How many devices it holds (a maintained count).
+    pub(in crate::store) fn total_sql(self) -> &'static str {
+        match self {
+            Part::Status(_) => "SELECT devices FROM status_counts WHERE status = :of",
+            Part::Check(_) => {
+                "SELECT COALESCE(MAX(devices), 0) FROM check_counts WHERE check_id = :of"
+            }
         }
     }
 }
 
-/// The statements of a group's read.
-pub(in crate::store) fn group_sql(dialect: Dialect, read: &GroupRead<'_>) -> GroupSql {
-    use DeviceStatus::{Compliant, Leaky, Silent, Unknown};
-    match (read.check, read.group == Silent) {
-        (None, false) => GroupSql::Rows(graded_group_sql(dialect)),
-        (Some(_), false) => GroupSql::Keys(leaking_sql(dialect, ">=", false)),
-        (None, true) => GroupSql::Silent(SilentParts {
-            dialect,
-            check: false,
-            parts: vec![Leaky, Unknown, Compliant],
-            devices: STATUS_DEVICES,
-            silent_up_to: SILENT_UP_TO,
-        }),
-        (Some(_), true) => GroupSql::Silent(SilentParts {
-            dialect,
-            check: true,
-            parts: vec![Silent],
-            devices: CHECK_DEVICES,
-            silent_up_to: SILENT_LEAKING_UP_TO,
-        }),
+fn op(side: Side) -> &'static str {
+    match side {
+        Side::Contacted => ">=",
+        Side::Silent => "<",
     }
+}
+
+/// The parts and sides of a group's read, in the order [`walk`] reads them:
+/// the silent group is the silent side of every graded status.
+pub(in crate::store) fn group_parts<'a>(
+    group: DeviceStatus,
+    check: Option<&'a str>,
+) -> Vec<(Part<'a>, Side)> {
+    match (check, group) {
+        (None, DeviceStatus::Silent) => GRADED
+            .into_iter()
+            .map(|status| (Part::Status(status), Side::Silent))
+            .collect(),
+        (None, status) => vec![(Part::Status(status), Side::Contacted)],
+        (Some(check), DeviceStatus::Silent) => vec![(Part::Check(check), Side::Silent)],
+        (Some(check), _) => vec![(Part::Check(check), Side::Contacted)],
+    }
+}
+
+/// How many rows a walk for `limit` rows may read (`:walk`): the rows it
+/// is to return and its budget of the other side's.
+pub(in crate::store) fn walk_rows(limit: u32) -> i64 {
+    i64::try_from(budget(limit) + u64::from(limit)).unwrap_or(i64::MAX)
+}
+
+fn budget(limit: u32) -> u64 {
+    WALK_BUDGET * u64::from(limit) + 1000
+}
+
+/// What a walk found: its side's keys, in table order, and where it
+/// stopped when it passed over its budget of the other side's devices
+/// before it found `limit` of them (`None`: it has them, or the part ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::store) struct Walked {
+    pub keys: Vec<Key>,
+    pub stopped_at: Option<Key>,
+}
+
+/// Walks the rows of [`Part::walk_sql`], `(key, last contact in ms)`,
+/// keeping those on `side` of `cutoff` (ms).
+pub(in crate::store) fn walk<E>(
+    rows: impl IntoIterator<Item = Result<(Key, i64), E>>,
+    side: Side,
+    cutoff: i64,
+    limit: u32,
+) -> Result<Walked, E> {
+    let budget = budget(limit);
+    let mut keys = Vec::new();
+    let mut passed = 0;
+    for row in rows {
+        let (key, contact) = row?;
+        if (contact < cutoff) == (side == Side::Silent) {
+            keys.push(key);
+            if keys.len() == limit as usize {
+                break;
+            }
+        } else {
+            passed += 1;
+            if passed == budget {
+                return Ok(Walked {
+                    keys,
+                    stopped_at: Some(key),
+                });
+            }
+        }
+    }
+    Ok(Walked {
+        keys,
+        stopped_at: None,
+    })
+}
+
+/// How many devices of a side among the part's `total` make it dense
+/// enough to walk on: one in [`DENSE_FROM_ONE_IN`] (at least one). Bound
+/// as `:cap` to count them.
+pub(in crate::store) fn dense_from(total: u64) -> u64 {
+    total / DENSE_FROM_ONE_IN + 1
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyset::Key;
 
-    fn read(group: DeviceStatus, check: Option<&str>) -> GroupRead<'_> {
-        GroupRead {
-            group,
-            check,
-            after: Key::start(),
-            limit: 10,
+    fn key(n: u32) -> Key {
+        Key {
+            sort_key: format!("host-{n:03}"),
+            hostname: format!("host-{n:03}"),
+            id: n.to_string(),
         }
     }
 
+    /// Rows of a walk: device `n` silent when `silent(n)`.
+    fn rows(devices: u32, silent: impl Fn(u32) -> bool) -> Vec<Result<(Key, i64), ()>> {
+        (0..devices)
+            .map(|n| Ok((key(n), if silent(n) { 10 } else { 100 })))
+            .collect()
+    }
+
     #[test]
-    fn a_silent_group_is_read_per_status_by_how_many_are_silent() {
-        use DeviceStatus::{Compliant, Leaky, Silent, Unknown};
-        let sqlite = Dialect::Sqlite;
+    fn a_walk_keeps_its_side_within_its_budget() {
+        // Every other device silent: a page of each side at once.
+        let walked = walk(rows(100, |n| n % 2 == 0), Side::Silent, 50, 10).unwrap();
+        assert_eq!(walked.keys, (0..10).map(|n| key(2 * n)).collect::<Vec<_>>());
+        assert_eq!(walked.stopped_at, None);
+        let walked = walk(rows(100, |n| n % 2 == 0), Side::Contacted, 50, 10).unwrap();
+        assert_eq!(walked.keys[0], key(1));
+        // The part ends before the page is full.
+        let walked = walk(rows(5, |_| true), Side::Silent, 50, 10).unwrap();
+        assert_eq!((walked.keys.len(), walked.stopped_at), (5, None));
+        // One silent device past more than the budget of contacted ones:
+        // the walk stops at the last one it passed over.
+        let limit = 2;
+        let passable = u32::try_from(budget(limit)).unwrap();
+        let walked = walk(rows(passable + 10, |n| n == 0), Side::Silent, 50, limit).unwrap();
+        assert_eq!(walked.keys, [key(0)]);
+        assert_eq!(walked.stopped_at, Some(key(passable)));
+        assert!(walk_rows(limit) > i64::from(passable));
+        assert_eq!(dense_from(10_000), 501);
+    }
+
+    #[test]
+    fn a_group_is_read_in_parts() {
+        use DeviceStatus::{Leaky, Silent};
         assert_eq!(
-            group_sql(sqlite, &read(Leaky, None)),
-            GroupSql::Rows(graded_group_sql(sqlite))
+            group_parts(Silent, None),
+            GRADED
+                .map(|status| (Part::Status(status), Side::Silent))
+                .to_vec()
         );
         assert_eq!(
-            group_sql(sqlite, &read(Leaky, Some("firewall"))),
-            GroupSql::Keys(leaking_sql(sqlite, ">=", false))
+            group_parts(Leaky, Some("firewall")),
+            [(Part::Check("firewall"), Side::Contacted)]
         );
-        let GroupSql::Silent(parts) = group_sql(sqlite, &read(Silent, None)) else {
-            panic!("the silent group is read in parts");
-        };
-        assert_eq!(parts.parts, [Leaky, Unknown, Compliant]);
-        assert_eq!(parts.silent_up_to, SILENT_UP_TO);
-        assert!(parts.keys(true).contains("INDEXED BY devices_by_contact"));
-        assert!(
-            parts
-                .keys(false)
-                .contains("INDEXED BY devices_in_table_order")
-        );
-        let GroupSql::Silent(parts) = group_sql(sqlite, &read(Silent, Some("firewall"))) else {
-            panic!("the silent group is read in parts");
-        };
-        assert_eq!(parts.devices, CHECK_DEVICES);
-        assert_eq!(parts.keys(true), leaking_sql(sqlite, "<", true));
-        // Walked from one silent device in twenty on.
-        assert_eq!(walk_from(0), 1);
-        assert_eq!(walk_from(10_000), 501);
+        assert_eq!(Part::Check("firewall").of(), "firewall");
+        assert_eq!(Part::Status(Leaky).of(), "leaky");
     }
 
     #[test]
     fn postgres_reads_carry_no_sqlite_hints() {
-        let postgres = Dialect::Postgres;
+        let part = Part::Status(DeviceStatus::Leaky);
         for sql in [
-            graded_group_sql(postgres),
-            silent_sql(postgres, true),
-            silent_sql(postgres, false),
-            leaking_sql(postgres, "<", true),
-            leaking_sql(postgres, ">=", false),
+            part.walk_sql(Dialect::Postgres),
+            part.side_sql(Dialect::Postgres, Side::Silent, true),
+            part.side_sql(Dialect::Postgres, Side::Silent, false),
         ] {
             assert!(!sql.contains("INDEXED BY"), "{sql}");
         }
-        assert!(silent_sql(Dialect::Sqlite, true).contains("INDEXED BY devices_by_contact"));
+        assert!(
+            part.side_sql(Dialect::Sqlite, Side::Silent, false)
+                .contains("INDEXED BY devices_by_contact")
+        );
     }
 
     #[test]
     fn only_the_names_a_statement_uses_are_bound() {
-        let named = [(":check", 1), (":cutoff", 2), (":limit", 3), (":cap", 4)];
-        let bound: Vec<&str> = uses(SILENT_LEAKING_UP_TO, named)
+        let named = [(":of", 1), (":cutoff", 2), (":limit", 3), (":cap", 4)];
+        let sql = Part::Check("firewall").count_sql(Side::Silent);
+        let bound: Vec<&str> = uses(&sql, named)
             .into_iter()
             .map(|(name, _)| name)
             .collect();
-        assert_eq!(bound, [":check", ":cutoff", ":cap"]);
+        assert_eq!(bound, [":of", ":cutoff", ":cap"]);
     }
 }

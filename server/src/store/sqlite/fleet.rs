@@ -4,15 +4,15 @@
 
 use rusqlite::{Connection, ToSql, named_params};
 
+use super::Ms;
 use super::read::{count, device_row};
-use super::{Ms, StatusColumn};
-use crate::counts::{FleetCounts, StatusCounts};
+use crate::counts::{FleetCounts, Side, SilentCount};
 use crate::keyset::{GroupRead, Key, PageWalk, first_in_order};
 use crate::model::{DevicePage, DeviceRow, FleetQuery, FleetSummary, Staleness};
 use crate::store::StoreError;
 use crate::store::sql::fleet::{
-    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GroupSql, SILENT_BY_STATUS, SILENT_LEAKING,
-    STATUS_COUNTS, group_sql, uses, walk_from,
+    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GRADED, Part, dense_from, group_parts, uses, walk,
+    walk_rows,
 };
 
 /// See [`crate::store::Store::fleet_summary`].
@@ -24,29 +24,64 @@ pub(super) fn summary(
     let transaction = connection.unchecked_transaction()?;
     let cutoff = Ms(query.staleness.cutoff());
     let mut counts = FleetCounts::default();
-    let statuses = |sql: &str, params: &[(&str, &dyn ToSql)]| -> Result<StatusCounts, StoreError> {
-        let mut counts = StatusCounts::default();
-        let mut statement = transaction.prepare_cached(sql)?;
-        let mut rows = statement.query(params)?;
-        while let Some(row) = rows.next()? {
-            let StatusColumn(status) = row.get(0)?;
-            counts.add(status, count(row, 1)?);
-        }
-        Ok(counts)
-    };
-    counts.graded = statuses(STATUS_COUNTS, &[])?;
-    counts.silent = statuses(SILENT_BY_STATUS, named_params! { ":cutoff": cutoff })?;
+    for status in GRADED {
+        let part = Part::Status(status);
+        let total = total(&transaction, part)?;
+        counts.graded.add(status, total);
+        counts
+            .silent
+            .add(status, silent_in(&transaction, part, total, cutoff)?);
+    }
     counts.checks = transaction
         .prepare_cached(CHECK_COUNTS)?
         .query_map([], |row| Ok((row.get(0)?, count(row, 1)?)))?
         .collect::<Result<_, _>>()?;
     if let Some(check) = &query.check {
-        counts.silent_on_check = transaction.prepare_cached(SILENT_LEAKING)?.query_row(
-            named_params! { ":check": check, ":cutoff": cutoff },
-            |row| count(row, 0),
-        )?;
+        let part = Part::Check(check);
+        let total = total(&transaction, part)?;
+        counts.silent_on_check = silent_in(&transaction, part, total, cutoff)?;
     }
     Ok(counts.summary(query))
+}
+
+/// How many devices the part holds (a maintained count).
+fn total(connection: &Connection, part: Part<'_>) -> Result<u64, StoreError> {
+    Ok(connection
+        .prepare_cached(part.total_sql())?
+        .query_row(named_params! { ":of": part.of() }, |row| count(row, 0))?)
+}
+
+/// How many of the part's `total` devices are silent.
+fn silent_in(
+    connection: &Connection,
+    part: Part<'_>,
+    total: u64,
+    cutoff: Ms,
+) -> Result<u64, StoreError> {
+    let mut silent = SilentCount::new(total);
+    loop {
+        let (side, cap) = silent.next();
+        if let Some(silent) = silent.counted(count_up_to(connection, part, side, cap, cutoff)?) {
+            return Ok(silent);
+        }
+    }
+}
+
+/// How many of the part's devices are on `side`, up to `cap`.
+fn count_up_to(
+    connection: &Connection,
+    part: Part<'_>,
+    side: Side,
+    cap: u64,
+    cutoff: Ms,
+) -> Result<u64, StoreError> {
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+    Ok(connection
+        .prepare_cached(&part.count_sql(side))?
+        .query_row(
+            named_params! { ":of": part.of(), ":cutoff": cutoff, ":cap": cap },
+            |row| count(row, 0),
+        )?)
 }
 
 /// See [`crate::store::Store::fleet_devices`].
@@ -70,42 +105,17 @@ fn group(
     staleness: Staleness,
 ) -> Result<Vec<DeviceRow>, StoreError> {
     let cutoff = Ms(staleness.cutoff());
-    let limit = i64::from(read.limit);
-    let group = StatusColumn(read.group);
-    let keys: Vec<Key> = match group_sql(Dialect::Sqlite, read) {
-        GroupSql::Rows(sql) => {
-            let named = named(read, &cutoff, &limit, &group, &0);
-            return Ok(connection
-                .prepare_cached(&sql)?
-                .query_map(&*uses(&sql, named), |row| device_row(row, staleness))?
-                .collect::<Result<_, _>>()?);
-        }
-        GroupSql::Keys(sql) => {
-            let named = named(read, &cutoff, &limit, &group, &0);
-            keys(connection, &sql, &uses(&sql, named))?
-        }
-        GroupSql::Silent(silent) => {
-            let mut parts = Vec::new();
-            for status in &silent.parts {
-                let status = StatusColumn(*status);
-                let one = |sql: &str, cap: i64| -> Result<i64, StoreError> {
-                    Ok(connection.prepare_cached(sql)?.query_row(
-                        &*uses(sql, named(read, &cutoff, &limit, &status, &cap)),
-                        |row| row.get(0),
-                    )?)
-                };
-                let cap = walk_from(one(silent.devices, 0)?);
-                let silent_ones = one(silent.silent_up_to, cap)?;
-                if silent_ones == 0 {
-                    continue;
-                }
-                let sql = silent.keys(silent_ones < cap);
-                let named = named(read, &cutoff, &limit, &status, &cap);
-                parts.push(keys(connection, &sql, &uses(&sql, named))?);
-            }
-            first_in_order(parts, read.limit)
-        }
-    };
+    let mut parts = Vec::new();
+    for (part, side) in group_parts(read.group, read.check) {
+        parts.push(read_side(
+            connection,
+            (part, side),
+            &read.after,
+            read.limit,
+            cutoff,
+        )?);
+    }
+    let keys = first_in_order(parts, read.limit);
     let mut device = connection.prepare_cached(&format!(
         "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"
     ))?;
@@ -116,40 +126,57 @@ fn group(
     Ok(rows)
 }
 
-/// Every name a group's statements bind, with its value.
-fn named<'a>(
-    read: &'a GroupRead<'_>,
-    cutoff: &'a Ms,
-    limit: &'a i64,
-    status: &'a StatusColumn,
-    cap: &'a i64,
-) -> [(&'static str, &'a dyn ToSql); 8] {
-    [
-        (":status", status),
-        (":check", &read.check),
-        (":cutoff", cutoff),
-        (":key", &read.after.sort_key),
-        (":hostname", &read.after.hostname),
-        (":id", &read.after.id),
-        (":limit", limit),
-        (":cap", cap),
-    ]
+/// Up to `limit` keys of the part's devices on `side` after `after`, in
+/// table order: walked within its budget, then, if that was not enough,
+/// walked on when the side is dense and sorted from the contact index when
+/// it is not.
+fn read_side(
+    connection: &Connection,
+    (part, side): (Part<'_>, Side),
+    after: &Key,
+    limit: u32,
+    cutoff: Ms,
+) -> Result<Vec<Key>, StoreError> {
+    let walked = {
+        let mut statement = connection.prepare_cached(&part.walk_sql(Dialect::Sqlite))?;
+        let rows = statement.query_map(
+            named_params! {
+                ":of": part.of(), ":key": after.sort_key, ":hostname": after.hostname,
+                ":id": after.id, ":walk": walk_rows(limit),
+            },
+            |row| Ok((key(row)?, row.get::<_, Ms>(3)?.0.as_millisecond())),
+        )?;
+        walk(rows, side, cutoff.0.as_millisecond(), limit)?
+    };
+    let mut keys = walked.keys;
+    let Some(last) = walked.stopped_at else {
+        return Ok(keys);
+    };
+    let total = total(connection, part)?;
+    let dense_from = dense_from(total);
+    let dense = count_up_to(connection, part, side, dense_from, cutoff)? >= dense_from;
+    let rest = i64::from(limit) - keys.len() as i64;
+    let sql = part.side_sql(Dialect::Sqlite, side, dense);
+    let named: [(&str, &dyn ToSql); 6] = [
+        (":of", &part.of()),
+        (":cutoff", &cutoff),
+        (":key", &last.sort_key),
+        (":hostname", &last.hostname),
+        (":id", &last.id),
+        (":limit", &rest),
+    ];
+    let mut statement = connection.prepare_cached(&sql)?;
+    for found in statement.query_map(&*uses(&sql, named), key)? {
+        keys.push(found?);
+    }
+    Ok(keys)
 }
 
-/// The keys a read in table order returns: `(sort_key, hostname, id)` rows.
-fn keys(
-    connection: &Connection,
-    sql: &str,
-    params: &[(&str, &dyn ToSql)],
-) -> Result<Vec<Key>, StoreError> {
-    Ok(connection
-        .prepare_cached(sql)?
-        .query_map(params, |row| {
-            Ok(Key {
-                sort_key: row.get(0)?,
-                hostname: row.get(1)?,
-                id: row.get(2)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?)
+/// The key of a row that starts `(sort_key, hostname, id)`.
+fn key(row: &rusqlite::Row<'_>) -> rusqlite::Result<Key> {
+    Ok(Key {
+        sort_key: row.get(0)?,
+        hostname: row.get(1)?,
+        id: row.get(2)?,
+    })
 }

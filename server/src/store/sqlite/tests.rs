@@ -240,80 +240,59 @@ fn every_page_of_the_fleet_is_a_range_of_an_index() {
     let plan = plans(&path);
     // A scan of a table or an index; the rows of a subquery may be scanned.
     let scans = |steps: &str| steps.contains("SCAN devices") || steps.contains("SCAN device_leaks");
-    let in_order = |sql: &str, index: &str, range: &str| {
+    let in_order = |sql: &str, range: &str| {
         let steps = plan(sql);
         assert!(
-            steps.contains(&format!("INDEX {index} ({range})"))
+            steps.contains(&format!("INDEX {range}"))
                 && !scans(&steps)
                 && !steps.contains("TEMP B-TREE"),
             "{sql}\n{steps}"
         );
     };
-    let after = "(sort_key,hostname,id)>(?,?,?)";
-    let leak_after = "(sort_key,hostname,device_id)>(?,?,?)";
-    in_order(
-        &fleet::graded_group_sql(Dialect::Sqlite),
-        "devices_in_table_order",
-        &format!("status=? AND {after}"),
-    );
-    in_order(
-        &fleet::silent_sql(Dialect::Sqlite, false),
-        "devices_in_table_order",
-        &format!("status=? AND {after}"),
-    );
-    for contact in [">=", "<"] {
-        in_order(
-            &fleet::leaking_sql(Dialect::Sqlite, contact, false),
+    use crate::counts::Side;
+    use fleet::Part;
+    for (part, table_order, by_contact, of, id) in [
+        (
+            Part::Status(DeviceStatus::Leaky),
+            "devices_in_table_order",
+            "devices_by_contact",
+            "status",
+            "id",
+        ),
+        (
+            Part::Check("firewall"),
             "device_leaks_in_table_order",
-            &format!("check_id=? AND {leak_after}"),
-        );
-    }
-    // The few silent devices: a range of the contact index, then sorted.
-    for (sql, index) in [
-        (
-            fleet::silent_sql(Dialect::Sqlite, true),
-            "devices_by_contact (status=? AND last_contact<?)",
-        ),
-        (
-            fleet::leaking_sql(Dialect::Sqlite, "<", true),
-            "device_leaks_by_contact (check_id=? AND last_contact<?)",
+            "device_leaks_by_contact",
+            "check_id",
+            "device_id",
         ),
     ] {
-        let steps = plan(&sql);
-        assert!(
-            steps.contains(&format!("COVERING INDEX {index}")) && !scans(&steps),
-            "{sql}\n{steps}"
-        );
-    }
-    // The counts: ranges below the cutoff, bounded by the silent devices.
-    for (sql, index) in [
-        (
-            fleet::SILENT_BY_STATUS,
-            "devices_by_contact (status=? AND last_contact<?)",
-        ),
-        (
-            fleet::SILENT_UP_TO,
-            "devices_by_contact (status=? AND last_contact<?)",
-        ),
-        (
-            fleet::SILENT_LEAKING,
-            "device_leaks_by_contact (check_id=? AND last_contact<?)",
-        ),
-        (
-            fleet::SILENT_LEAKING_UP_TO,
-            "device_leaks_by_contact (check_id=? AND last_contact<?)",
-        ),
-    ] {
-        let steps = plan(sql);
-        assert!(
-            steps.contains(&format!("COVERING INDEX {index}")) && !scans(&steps),
-            "{sql}\n{steps}"
-        );
+        let walk = format!("{table_order} ({of}=? AND (sort_key,hostname,{id})>(?,?,?))");
+        in_order(&part.walk_sql(Dialect::Sqlite), &walk);
+        for side in [Side::Contacted, Side::Silent] {
+            in_order(&part.side_sql(Dialect::Sqlite, side, true), &walk);
+            let range = match side {
+                Side::Contacted => format!("{by_contact} ({of}=? AND last_contact>?)"),
+                Side::Silent => format!("{by_contact} ({of}=? AND last_contact<?)"),
+            };
+            // The few devices of a side: a range of the contact index, sorted.
+            for sql in [
+                part.side_sql(Dialect::Sqlite, side, false),
+                part.count_sql(side),
+            ] {
+                let steps = plan(&sql);
+                assert!(
+                    steps.contains(&format!("COVERING INDEX {range}")) && !scans(&steps),
+                    "{sql}\n{steps}"
+                );
+            }
+        }
     }
 }
 
-/// Silent devices of every status, many of one (walked) and few of the
-/// others (sorted): the silent group merges them in table order.
+/// Silent devices of every status: many of one (walked, past a long run
+/// of contacted ones) and few of the others (sorted from the contact index):
+/// the silent group merges them in table order, in pages large and small.
 #[tokio::test]
 async fn silent_devices_of_every_status_are_listed_in_table_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -325,11 +304,12 @@ async fn silent_devices_of_every_status_are_listed_in_table_order() {
         // Written directly: enrolling this many through the store takes a while.
         let mut connection = connect(&path, Role::Writer).unwrap();
         let transaction = connection.transaction().unwrap();
-        // Compliant: 2,000 silent of 10,000 (walked); leaky: 100 of 30,000
+        // Compliant: 2,000 silent of 10,000, the first and the last
+        // thousand (walked, past the 8,000 between); leaky: 100 of 30,000
         // and unknown: 200 of 20,000 (sorted).
         for n in 0..60_000 {
             let (status, silent) = match n % 6 {
-                0 => ("compliant", n % 30 == 0),
+                0 => ("compliant", !(6_000..54_000).contains(&n)),
                 1..=3 => ("leaky", n % 600 == 1),
                 _ => ("unknown", n % 600 == 4 || n % 600 == 5),
             };
@@ -372,6 +352,13 @@ async fn silent_devices_of_every_status_are_listed_in_table_order() {
         .collect();
     assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
     assert!(rows.iter().all(|row| row.status == DeviceStatus::Silent));
+    let small = FleetQuery {
+        per_page: 10,
+        ..query.clone()
+    };
+    let (small_pages, pages) = crate::store::tests::every_page(&store, &small).await;
+    assert_eq!(pages, silent / 10);
+    assert!(small_pages == rows, "the same devices in the same order");
     let counts = store.fleet_summary(&query).await.unwrap();
     assert_eq!(
         (counts.summary.silent, counts.matching),
