@@ -19,7 +19,7 @@ use crate::model::{
     LastReport, RegradeProgress, ReportSummary, Staleness, StoredPolicy, TokenInfo, Transition,
 };
 use crate::store::sql::fleet::{
-    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GRADED, Part, dense_from, group_parts, walk, walk_rows,
+    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GRADED, Part, Walker, dense_from, group_parts, walk_rows,
 };
 use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
 use crate::store::sql::{
@@ -390,14 +390,27 @@ async fn read_side(
         (":id", &after.id),
         (":walk", &walk_limit),
     ];
-    let rows = query(transaction, &part.walk_sql(Dialect::Postgres), &named).await?;
-    let walked = walk(
-        rows.iter()
-            .map(|row| Ok::<_, StoreError>((key(row)?, row.try_get::<_, i64>(3)?))),
-        side,
-        cutoff,
-        limit,
-    )?;
+    // Fetched in pieces, growing, as SQLite steps: most walks need little
+    // more than their rows, and a portal stops where the walk does.
+    let (sql, params) = numbered(&part.walk_sql(Dialect::Postgres), &named);
+    let statement = transaction.prepare_cached(&sql).await?;
+    let portal = transaction.bind(&statement, &params).await?;
+    let mut walker = Walker::new(side, cutoff, limit);
+    let mut piece = 2 * u64::from(limit) + 16;
+    'walk: loop {
+        let want = i32::try_from(piece.min(walker.wants())).unwrap_or(i32::MAX);
+        let rows = transaction.query_portal(&portal, want).await?;
+        for row in &rows {
+            if walker.push(key(row)?, row.try_get::<_, i64>(3)?) {
+                break 'walk;
+            }
+        }
+        if rows.len() < want as usize {
+            break;
+        }
+        piece = piece.saturating_mul(4);
+    }
+    let walked = walker.finish();
     let mut keys = walked.keys;
     let Some(last) = walked.stopped_at else {
         return Ok(keys);

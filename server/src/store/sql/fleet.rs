@@ -225,30 +225,67 @@ pub(in crate::store) fn walk<E>(
     cutoff: i64,
     limit: u32,
 ) -> Result<Walked, E> {
-    let budget = budget(limit);
-    let mut keys = Vec::new();
-    let mut passed = 0;
+    let mut walker = Walker::new(side, cutoff, limit);
     for row in rows {
         let (key, contact) = row?;
-        if (contact < cutoff) == (side == Side::Silent) {
-            keys.push(key);
-            if keys.len() == limit as usize {
-                break;
-            }
-        } else {
-            passed += 1;
-            if passed == budget {
-                return Ok(Walked {
-                    keys,
-                    stopped_at: Some(key),
-                });
-            }
+        if walker.push(key, contact) {
+            break;
         }
     }
-    Ok(Walked {
-        keys,
-        stopped_at: None,
-    })
+    Ok(walker.finish())
+}
+
+/// A walk fed row by row, for a backend that fetches the rows of
+/// [`Part::walk_sql`] in pieces ([`Walker::wants`] says how many more it
+/// can take).
+#[derive(Debug)]
+pub(in crate::store) struct Walker {
+    side: Side,
+    cutoff: i64,
+    limit: u32,
+    budget: u64,
+    passed: u64,
+    walked: Walked,
+}
+
+impl Walker {
+    pub(in crate::store) fn new(side: Side, cutoff: i64, limit: u32) -> Self {
+        Walker {
+            side,
+            cutoff,
+            limit,
+            budget: budget(limit),
+            passed: 0,
+            walked: Walked {
+                keys: Vec::new(),
+                stopped_at: None,
+            },
+        }
+    }
+
+    /// Takes the next row; `true` once the walk is over (it has its rows, or
+    /// passed over its budget).
+    pub(in crate::store) fn push(&mut self, key: Key, contact: i64) -> bool {
+        if (contact < self.cutoff) == (self.side == Side::Silent) {
+            self.walked.keys.push(key);
+            self.walked.keys.len() == self.limit as usize
+        } else {
+            self.passed += 1;
+            if self.passed == self.budget {
+                self.walked.stopped_at = Some(key);
+            }
+            self.passed == self.budget
+        }
+    }
+
+    /// The most rows the walk can still take.
+    pub(in crate::store) fn wants(&self) -> u64 {
+        (u64::from(self.limit) - self.walked.keys.len() as u64) + (self.budget - self.passed)
+    }
+
+    pub(in crate::store) fn finish(self) -> Walked {
+        self.walked
+    }
 }
 
 /// How many devices of a side among the part's `total` make it dense
@@ -296,6 +333,14 @@ mod tests {
         assert_eq!(walked.keys, [key(0)]);
         assert_eq!(walked.stopped_at, Some(key(passable)));
         assert!(walk_rows(limit) > i64::from(passable));
+        // Fed in pieces: it says how many more rows it can take.
+        let mut walker = Walker::new(Side::Silent, 50, 2);
+        assert_eq!(walker.wants(), budget(2) + 2);
+        assert!(!walker.push(key(0), 100));
+        assert!(!walker.push(key(1), 10));
+        assert_eq!(walker.wants(), budget(2));
+        assert!(walker.push(key(2), 10));
+        assert_eq!(walker.finish().keys, [key(1), key(2)]);
         assert_eq!(dense_from(10_000), 501);
     }
 
