@@ -19,7 +19,7 @@ use crate::model::{
     LastReport, RegradeProgress, ReportSummary, Staleness, StoredPolicy, TokenInfo, Transition,
 };
 use crate::store::sql::fleet::{
-    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GRADED, Part, Walker, dense_from, group_parts, walk_rows,
+    CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GRADED, Part, Walker, dense_from, group_parts,
 };
 use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
 use crate::store::sql::{
@@ -382,33 +382,34 @@ async fn read_side(
     limit: u32,
     cutoff: i64,
 ) -> Result<Vec<Key>, StoreError> {
-    let walk_limit = walk_rows(limit);
-    let named: [(&str, Param<'_>); 5] = [
-        (":of", &part.of()),
-        (":key", &after.sort_key),
-        (":hostname", &after.hostname),
-        (":id", &after.id),
-        (":walk", &walk_limit),
-    ];
-    // Fetched in pieces, growing, as SQLite steps: most walks need little
-    // more than their rows, and a portal stops where the walk does.
-    let (sql, params) = numbered(&part.walk_sql(Dialect::Postgres), &named);
-    let statement = transaction.prepare_cached(&sql).await?;
-    let portal = transaction.bind(&statement, &params).await?;
+    // In pieces, each from the last key the one before read, as SQLite
+    // steps: most walks need little more than their rows, and a small LIMIT
+    // keeps PostgreSQL's plan on the index in table order (a large one
+    // would have it sort the part).
+    let sql = part.walk_sql(Dialect::Postgres);
     let mut walker = Walker::new(side, cutoff, limit);
-    let mut piece = 2 * u64::from(limit) + 16;
+    let mut from = after.clone();
+    let piece = 2 * u64::from(limit) + 16;
     'walk: loop {
-        let want = i32::try_from(piece.min(walker.wants())).unwrap_or(i32::MAX);
-        let rows = transaction.query_portal(&portal, want).await?;
+        let want = piece.min(walker.wants());
+        let walk_limit = i64::try_from(want).unwrap_or(i64::MAX);
+        let named: [(&str, Param<'_>); 5] = [
+            (":of", &part.of()),
+            (":key", &from.sort_key),
+            (":hostname", &from.hostname),
+            (":id", &from.id),
+            (":walk", &walk_limit),
+        ];
+        let rows = query(transaction, &sql, &named).await?;
         for row in &rows {
             if walker.push(key(row)?, row.try_get::<_, i64>(3)?) {
                 break 'walk;
             }
         }
-        if rows.len() < want as usize {
-            break;
+        match rows.last() {
+            Some(last) if rows.len() as u64 == want => from = key(last)?,
+            _ => break,
         }
-        piece = piece.saturating_mul(4);
     }
     let walked = walker.finish();
     let mut keys = walked.keys;
