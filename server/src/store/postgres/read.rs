@@ -367,7 +367,10 @@ async fn group(
         .iter()
         .map(|row| device_row(row, staleness))
         .collect::<Result<_, _>>()?;
-    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    // Back in table order (a key per row: positions looked up, not searched).
+    let place: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();
+    rows.sort_by_cached_key(|row| place.get(row.id.as_str()).copied());
     Ok(rows)
 }
 
@@ -382,14 +385,13 @@ async fn read_side(
     limit: u32,
     cutoff: i64,
 ) -> Result<Vec<Key>, StoreError> {
-    // In pieces, each from the last key the one before read, as SQLite
-    // steps: most walks need little more than their rows, and a small LIMIT
-    // keeps PostgreSQL's plan on the index in table order (a large one
-    // would have it sort the part).
+    // In growing pieces, each from the last key the one before read, as
+    // SQLite steps: most walks need little more than their rows, and the
+    // budget's worth is not read unless the walk comes to it.
     let sql = part.walk_sql(Dialect::Postgres);
     let mut walker = Walker::new(side, cutoff, limit);
     let mut from = after.clone();
-    let piece = 2 * u64::from(limit) + 16;
+    let mut piece = 2 * u64::from(limit) + 16;
     'walk: loop {
         let want = piece.min(walker.wants());
         let walk_limit = i64::try_from(want).unwrap_or(i64::MAX);
@@ -410,6 +412,7 @@ async fn read_side(
             Some(last) if rows.len() as u64 == want => from = key(last)?,
             _ => break,
         }
+        piece = piece.saturating_mul(4);
     }
     let walked = walker.finish();
     let mut keys = walked.keys;
