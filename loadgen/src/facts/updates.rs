@@ -199,14 +199,14 @@ fn security_count(rng: &mut impl Rng) -> u32 {
 }
 
 fn macos(rng: &mut impl Rng, now: Timestamp) -> OsUpdates {
-    let security = *pick(rng, &[(60, 0), (30, 1), (10, 2)]);
-    let names = some_of(rng, SOFTWAREUPDATE, security);
+    let security: u32 = *pick(rng, &[(60, 0), (30, 1), (10, 2)]);
+    let names = some_of(rng, SOFTWAREUPDATE, security as usize);
     let automatic_on = rng.gen_bool(0.85);
     OsUpdates {
         pending: Observed::Observed(PendingUpdates {
             manager: "softwareupdate".to_owned(),
-            total: u32::try_from(security).unwrap_or(u32::MAX) + rng.gen_range(0..3),
-            security: u32::try_from(security).unwrap_or(u32::MAX),
+            total: security + rng.gen_range(0..3),
+            security,
             security_packages: names,
             held_back: 0,
             metadata_updated: Some(ago(now, rng.gen_range(0..48))),
