@@ -21,8 +21,10 @@
 # e.g. find the ceiling:  FULL_RATES="800 1000 1200 1500" HEARTBEAT_RATES="3000 5000 7000" benches/loadgen.sh
 #
 # The server and the load generator share this machine's cores: the CPU
-# lines say how much each used, and how much other processes took meanwhile
-# (on a busy machine the figures are the server's share of it, not its ceiling). The server runs with a config file
+# lines say how much each used, and how much other processes took meanwhile:
+# on PostgreSQL that includes the database's own processes; otherwise it is
+# other work on the machine, and the figures are the server's share of a
+# busy machine, not its ceiling. The server runs with a config file
 # (written below, shown at the start) that turns the per-device rate limit
 # off — a benchmark device sends far more than the 60 requests a minute a
 # real agent is allowed — and allows more requests in flight than the
@@ -85,6 +87,9 @@ machine_cpu() {
   awk -v ticks="$ticks" '$1 == "cpu" { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / ticks }' /proc/stat
 }
 
+others="other processes"
+case $db in postgres*) others="other processes (PostgreSQL's included)" ;; esac
+
 echo "server: $url on $db ($(nproc) cores; results and logs in $work)"
 echo
 
@@ -106,11 +111,11 @@ run() {
   echo "== $name: $rate/s, heartbeat share $share"
   cat "$work/$name.out"
   awk -v before="$before" -v after="$after" -v started="$started" -v ended="$ended" \
-    -v busy="$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN { print b - a }')" \
+    -v busy="$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN { print b - a }')" -v label="$others" \
     '{ wall = ended - started; server = after - before; loadgen = $1 + $2;
        others = busy - server - loadgen; if (others < 0) others = 0;
-       printf "cpu over %.1f s wall (setup included): server %.1f s, loadgen %.1f s, other processes %.1f s: %.2f of %d cores busy\n",
-         wall, server, loadgen, others, busy / wall, cores }' \
+       printf "cpu over %.1f s wall (setup included): server %.1f s, loadgen %.1f s, %s %.1f s: %.2f of %d cores busy\n",
+         wall, server, loadgen, label, others, busy / wall, cores }' \
     cores="$(nproc)" "$work/$name.time"
   echo
 }
