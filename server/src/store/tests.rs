@@ -189,6 +189,37 @@ pub(crate) async fn fleet(store: &dyn Store, query: &FleetQuery) -> FleetPage {
     crate::api::fleet_page(store, query).await.unwrap()
 }
 
+/// The silent group of a fleet with `silent` silent devices of every
+/// status: three pages of 1,000 and pages of 10 list the same devices once,
+/// in table order, and the counts agree.
+pub(crate) async fn silent_group_pages_in_table_order(store: &dyn Store, silent: usize) {
+    let query = FleetQuery {
+        status: Some(DeviceStatus::Silent),
+        per_page: 1000,
+        ..query(t0())
+    };
+    let (rows, pages) = every_page(store, &query).await;
+    assert_eq!((rows.len(), pages), (silent, 3));
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|row| (row.hostname.to_ascii_lowercase(), row.id.clone()))
+        .collect();
+    assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(rows.iter().all(|row| row.status == DeviceStatus::Silent));
+    let small = FleetQuery {
+        per_page: 10,
+        ..query.clone()
+    };
+    let (small_pages, pages) = every_page(store, &small).await;
+    assert_eq!(pages, silent / 10);
+    assert!(small_pages == rows, "the same devices in the same order");
+    let counts = store.fleet_summary(&query).await.unwrap();
+    assert_eq!(
+        (counts.summary.silent, counts.matching),
+        (silent as u64, silent as u64)
+    );
+}
+
 /// Every device `query` matches from its `after` on, following each page's
 /// `next`, with how many pages that took.
 pub(crate) async fn every_page(store: &dyn Store, query: &FleetQuery) -> (Vec<DeviceRow>, usize) {

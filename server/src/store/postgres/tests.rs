@@ -611,31 +611,7 @@ async fn silent_devices_of_every_status_are_listed_in_table_order() {
         )
         .await
         .unwrap();
-    let query = FleetQuery {
-        status: Some(DeviceStatus::Silent),
-        per_page: 1000,
-        ..query(t0())
-    };
-    let (rows, pages) = crate::store::tests::every_page(&store, &query).await;
-    assert_eq!((rows.len(), pages), (silent, 3));
-    let keys: Vec<(String, String)> = rows
-        .iter()
-        .map(|row| (row.hostname.to_ascii_lowercase(), row.id.clone()))
-        .collect();
-    assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
-    assert!(rows.iter().all(|row| row.status == DeviceStatus::Silent));
-    let small = FleetQuery {
-        per_page: 10,
-        ..query.clone()
-    };
-    let (small_pages, pages) = crate::store::tests::every_page(&store, &small).await;
-    assert_eq!(pages, silent / 10);
-    assert!(small_pages == rows, "the same devices in the same order");
-    let counts = store.fleet_summary(&query).await.unwrap();
-    assert_eq!(
-        (counts.summary.silent, counts.matching),
-        (silent as u64, silent as u64)
-    );
+    crate::store::tests::silent_group_pages_in_table_order(&store, silent).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
