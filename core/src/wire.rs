@@ -68,9 +68,14 @@ pub const RESEND_FULL: &str = "resend-full";
 /// as lowercase hex. Both sides compute it from the same typed value, so
 /// field order and whitespace cannot make two equal facts differ.
 pub fn facts_hash(facts: &Facts) -> String {
+    facts_json_hash(&serde_json::to_vec(facts).unwrap_or_default())
+}
+
+/// [`facts_hash`] of facts already serialized by `serde_json` (as a server
+/// stores them): the same hash without serializing them again.
+pub fn facts_json_hash(json: &[u8]) -> String {
     use sha2::{Digest as _, Sha256};
-    let json = serde_json::to_vec(facts).unwrap_or_default();
-    Sha256::digest(&json)
+    Sha256::digest(json)
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
@@ -185,6 +190,14 @@ mod tests {
         assert!(hash.bytes().all(|byte| byte.is_ascii_hexdigit()));
         assert_eq!(hash, facts_hash(&facts("laptop")));
         assert_ne!(hash, facts_hash(&facts("laptop2")));
+    }
+
+    #[test]
+    fn the_hash_of_the_stored_json_is_the_hash_of_the_facts() {
+        let facts = facts("laptop");
+        let stored = serde_json::to_string(&facts).expect("facts serialize");
+        assert_eq!(facts_json_hash(stored.as_bytes()), facts_hash(&facts));
+        assert_ne!(facts_json_hash(b"{}"), facts_hash(&facts));
     }
 
     #[test]

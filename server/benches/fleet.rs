@@ -467,6 +467,7 @@ async fn seed(store: &Arc<dyn Store>, devices: usize) -> anyhow::Result<()> {
                             report,
                             dropped: 0,
                         },
+                        repeats: None,
                     };
                     store.record_report(incoming, &active).await?;
                 }

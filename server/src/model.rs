@@ -4,9 +4,9 @@
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use shipshape_core::Finding;
 use shipshape_core::facts::Host;
 use shipshape_core::wire::{DeviceStatus, ReportSubmission};
+use shipshape_core::{Facts, Finding};
 
 use crate::grade::{CheckState, Grade};
 pub use crate::keyset::FleetCursor;
@@ -78,6 +78,24 @@ pub struct IncomingReport {
     /// is refused and a refused request stores nothing.
     pub nonce: String,
     pub submission: ReportSubmission,
+    /// For a heartbeat, the stored facts it repeats: the report keeps no
+    /// copy of them. `None` for a full report.
+    pub repeats: Option<FactsOrigin>,
+}
+
+/// Where a device's current facts are stored: the full report that brought
+/// them, and their [`shipshape_core::wire::facts_hash`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactsOrigin {
+    pub report_id: String,
+    pub hash: String,
+}
+
+/// A device's current facts, as a heartbeat that names them finds them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentFacts {
+    pub origin: FactsOrigin,
+    pub facts: Facts,
 }
 
 /// How long a device may stay quiet before it counts as silent.

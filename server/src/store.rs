@@ -16,16 +16,16 @@ mod tests;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use shipshape_core::Policy;
 use shipshape_core::wire::Receipt;
-use shipshape_core::{Facts, Policy};
 
 pub use postgres::{PostgresStore, PostgresUrl};
 pub use sqlite::SqliteStore;
 
 use crate::model::{
-    DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery, FleetSummary,
-    IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness, StoredPolicy,
-    TokenInfo,
+    CurrentFacts, DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery,
+    FleetSummary, IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness,
+    StoredPolicy, TokenInfo,
 };
 
 /// A storage failure: the request gets a 503 and nothing was changed.
@@ -102,10 +102,14 @@ pub trait Store: Send + Sync + 'static {
         policy: &ActivePolicy,
     ) -> Result<Recorded, StoreError>;
 
-    /// The facts of the device's last stored report, which a heartbeat
-    /// names by their hash; `None` before its first report (or for no such
-    /// device).
-    async fn last_facts(&self, device_id: &str) -> Result<Option<Facts>, StoreError>;
+    /// The device's current facts (those of its last report), when their
+    /// hash is `hash`, as a heartbeat names them; `None` when they are not
+    /// (or before its first report, or for no such device).
+    async fn current_facts(
+        &self,
+        device_id: &str,
+        hash: &str,
+    ) -> Result<Option<CurrentFacts>, StoreError>;
 
     async fn active_policy(&self) -> Result<Option<StoredPolicy>, StoreError>;
     /// The id of the active policy: cheap enough to ask on every request,

@@ -49,6 +49,7 @@ fn seed(db: &Path, leaky: usize, quiet: usize) -> String {
                     received_at: Timestamp::now(),
                     nonce: format!("seed-{n}"),
                     submission: leaky_submission(&hostname),
+                    repeats: None,
                 };
                 store.record_report(report, &policy).await.unwrap();
             }

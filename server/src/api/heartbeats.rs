@@ -2,9 +2,10 @@
 //! device's last report, sent as their hash instead of in full.
 //!
 //! When the hash is that of the device's last stored facts, the heartbeat
-//! is stored as a report with those facts, through the same path as a full
-//! one: idempotent on its id, its nonce recorded, graded, last-seen and
-//! transitions updated. Otherwise (a first report, a database restored from
+//! is graded with those facts and stored as a report that names them (they
+//! are kept once, in the full report that brought them), through the same
+//! path as a full one: idempotent on its id, its nonce recorded, last-seen
+//! and transitions updated. Otherwise (a first report, a database restored from
 //! a backup, a full report with other facts in between) the answer is 409
 //! with the code [`RESEND_FULL`] and nothing is stored — not even the nonce,
 //! so the full report the agent sends next goes through at once.
@@ -15,9 +16,9 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use jiff::Timestamp;
-use shipshape_core::wire::{Heartbeat, RESEND_FULL, Receipt, ReportSubmission, facts_hash};
+use shipshape_core::wire::{Heartbeat, RESEND_FULL, Receipt, ReportSubmission};
 
-use super::reports::{Kind, Rejected, check_report_id, record, signed_payload};
+use super::reports::{Rejected, check_report_id, record, signed_payload};
 use super::{AppState, Failure};
 
 pub(super) async fn submit(
@@ -63,20 +64,19 @@ async fn accept(
         },
     )
     .await?;
-    let facts = state
+    let current = state
         .store()
-        .last_facts(&signed.device_id)
+        .current_facts(&signed.device_id, &heartbeat.facts_hash)
         .await
         .map_err(|error| Rejected::new("store_unavailable", error.into()))?
-        .filter(|facts| facts_hash(facts) == heartbeat.facts_hash)
         .ok_or_else(|| Rejected::new("resend_full", resend_full(&heartbeat.facts_hash)))?;
     let submission = ReportSubmission {
         id: heartbeat.id,
-        facts,
+        facts: current.facts,
         report: heartbeat.report,
         dropped: heartbeat.dropped,
     };
-    record(state, signed, submission, now, Kind::Heartbeat).await
+    record(state, signed, submission, Some(current.origin), now).await
 }
 
 /// A hash as [`facts_hash`] writes it: 64 lowercase hex digits.

@@ -12,7 +12,7 @@ use shipshape_core::wire::{Receipt, ReportSubmission};
 
 use super::{AppState, Failure, body_bytes, check_hostname, parse_json};
 use crate::auth::{self, SignatureRejection, SignedRequest};
-use crate::model::IncomingReport;
+use crate::model::{FactsOrigin, IncomingReport};
 use crate::store::{Recorded, StoreError};
 
 /// The two ways a report arrives: with its facts, or as a heartbeat that
@@ -61,9 +61,7 @@ async fn accept(
         },
     )
     .await?;
-    record(state, signed, submission, now, Kind::Full)
-        .await
-        .map(Json)
+    record(state, signed, submission, None, now).await.map(Json)
 }
 
 /// The path a report and a heartbeat share up to grading: the body read,
@@ -111,16 +109,21 @@ async fn record_graded(state: &AppState, report: IncomingReport) -> Result<Recor
     state.store().record_report(report, &policy).await
 }
 
-/// Grades and stores a verified report, and answers with its receipt.
+/// Grades and stores a verified report, and answers with its receipt; a
+/// heartbeat `repeats` the stored facts its submission carries.
 /// Agents' dropped-report counts are counted (and logged) only when the
 /// report is stored now, so a retry does not count them twice.
 pub(super) async fn record(
     state: &AppState,
     signed: SignedRequest,
     submission: ReportSubmission,
+    repeats: Option<FactsOrigin>,
     now: Timestamp,
-    kind: Kind,
 ) -> Result<Receipt, Rejected> {
+    let kind = match repeats {
+        Some(_) => Kind::Heartbeat,
+        None => Kind::Full,
+    };
     let report_id = submission.id.clone();
     let dropped = submission.dropped;
     let report = IncomingReport {
@@ -128,6 +131,7 @@ pub(super) async fn record(
         received_at: now,
         nonce: signed.nonce,
         submission,
+        repeats,
     };
     let unavailable = |error: StoreError| Rejected::new("store_unavailable", error.into());
     let mut recorded = record_graded(state, report.clone())

@@ -32,7 +32,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
-use shipshape_core::Facts;
 use tokio_postgres::NoTls;
 
 pub use url::PostgresUrl;
@@ -40,9 +39,9 @@ pub use url::PostgresUrl;
 use super::sql::{self, PreparedReport};
 use super::{ActivePolicy, Recorded, Store, StoreError};
 use crate::model::{
-    DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery, FleetSummary,
-    IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness, StoredPolicy,
-    TokenInfo,
+    CurrentFacts, DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery,
+    FleetSummary, IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness,
+    StoredPolicy, TokenInfo,
 };
 
 /// A pooled connection.
@@ -231,8 +230,12 @@ impl Store for PostgresStore {
         Ok(recorded)
     }
 
-    async fn last_facts(&self, device_id: &str) -> Result<Option<Facts>, StoreError> {
-        read::last_facts(&self.client().await?, device_id).await
+    async fn current_facts(
+        &self,
+        device_id: &str,
+        hash: &str,
+    ) -> Result<Option<CurrentFacts>, StoreError> {
+        read::current_facts(&self.client().await?, device_id, hash).await
     }
 
     async fn active_policy(&self) -> Result<Option<StoredPolicy>, StoreError> {

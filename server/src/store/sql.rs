@@ -8,13 +8,13 @@ pub(super) mod regrade;
 
 use jiff::{SignedDuration, Timestamp};
 use shipshape_core::Facts;
-use shipshape_core::wire::{DeviceStatus, Receipt};
+use shipshape_core::wire::{DeviceStatus, Receipt, facts_json_hash};
 
 use super::StoreError;
 use crate::grade::Grade;
 use crate::model::{
-    DeviceKey, EnrollRefusal, IncomingReport, NewToken, Staleness, TokenInfo, TokenKind,
-    TransitionKind,
+    CurrentFacts, DeviceKey, EnrollRefusal, FactsOrigin, IncomingReport, NewToken, Staleness,
+    TokenInfo, TokenKind, TransitionKind,
 };
 
 /// The schema, one migration per version, in the portable SQL both
@@ -25,6 +25,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_leaks_in_table_order.sql"),
     include_str!("migrations/0003_fleet_at_scale.sql"),
+    include_str!("migrations/0004_facts_once.sql"),
 ];
 
 /// Records which migrations ran; created before the first one.
@@ -149,20 +150,46 @@ pub(super) fn to_json(what: &str, value: &impl serde::Serialize) -> Result<Strin
         .map_err(|error| StoreError(format!("could not serialize the {what}: {error}")))
 }
 
-/// The facts a device's last report stored, as [`super::Store::last_facts`]
-/// answers them: facts this server cannot read (stored by an older one)
-/// count as none, so the agent sends them in full again.
-pub(super) fn readable_facts(device_id: &str, json: Option<&str>) -> Option<Facts> {
-    json.and_then(|json| {
-        serde_json::from_str(json)
-            .inspect_err(|error| {
-                tracing::warn!(
-                    device_id,
-                    %error,
-                    "the device's last facts are unreadable: its heartbeats are answered with resend-full"
-                );
-            })
-            .ok()
+/// The statement that reads a device's current facts for
+/// [`super::Store::current_facts`], with its one parameter, the device id:
+/// the report holding them, their hash (`NULL` when stored before schema
+/// version 4) and their JSON.
+pub(super) const CURRENT_FACTS: &str = "SELECT d.facts_report_id, d.facts_hash, r.facts_json
+ FROM devices d JOIN reports r ON r.id = d.facts_report_id
+ WHERE d.id = :device";
+
+/// A device's current facts as [`super::Store::current_facts`] answers
+/// them, from the row of [`CURRENT_FACTS`]: only when they hash to `hash`.
+/// A stored hash is compared without reading the facts; facts this server
+/// cannot read (stored by an older one) count as none, so the agent sends
+/// them in full again.
+pub(super) fn current_facts(
+    device_id: &str,
+    hash: &str,
+    row: Option<(String, Option<String>, String)>,
+) -> Option<CurrentFacts> {
+    let (report_id, stored_hash, json) = row?;
+    if stored_hash.as_deref().is_some_and(|stored| stored != hash) {
+        return None;
+    }
+    let facts: Facts = serde_json::from_str(&json)
+        .inspect_err(|error| {
+            tracing::warn!(
+                device_id,
+                %error,
+                "the device's last facts are unreadable: its heartbeats are answered with resend-full"
+            );
+        })
+        .ok()?;
+    if stored_hash.is_none() && facts_json_hash(json.as_bytes()) != hash {
+        return None;
+    }
+    Some(CurrentFacts {
+        origin: FactsOrigin {
+            report_id,
+            hash: hash.to_owned(),
+        },
+        facts,
     })
 }
 
@@ -175,7 +202,12 @@ pub(super) struct PreparedReport {
     pub(super) received_at: Timestamp,
     pub(super) nonce: String,
     pub(super) facts: Facts,
+    /// The facts' JSON; empty for a heartbeat, whose facts are stored in
+    /// the report [`Self::facts_origin`] names.
     pub(super) facts_json: String,
+    /// The report holding these facts (this one, for a full report) and
+    /// their hash.
+    pub(super) facts_origin: FactsOrigin,
     pub(super) agent_report_json: String,
 }
 
@@ -187,19 +219,37 @@ impl PreparedReport {
                 report.submission.id
             ))
         };
-        let facts_json = serde_json::to_string(&report.submission.facts)
-            .map_err(|error| json("facts", error))?;
+        let (facts_json, facts_origin) = match report.repeats {
+            Some(origin) => (String::new(), origin),
+            None => {
+                let json = serde_json::to_string(&report.submission.facts)
+                    .map_err(|error| json("facts", error))?;
+                let origin = FactsOrigin {
+                    report_id: report.submission.id.clone(),
+                    hash: facts_json_hash(json.as_bytes()),
+                };
+                (json, origin)
+            }
+        };
         let agent_report_json = serde_json::to_string(&report.submission.report)
             .map_err(|error| json("agent's findings", error))?;
         Ok(PreparedReport {
             received_at: whole_millis(report.received_at),
             nonce: report.nonce,
             facts_json,
+            facts_origin,
             agent_report_json,
             id: report.submission.id,
             device_id: report.device_id,
             facts: report.submission.facts,
         })
+    }
+
+    /// The report whose facts this one repeats, as `reports.facts_from`
+    /// holds it: `None` for a full report, which holds its own.
+    pub(super) fn facts_from(&self) -> Option<&str> {
+        let origin = &self.facts_origin.report_id;
+        (*origin != self.id).then_some(origin.as_str())
     }
 
     /// The receipt the agent gets for this report, graded `grade`.

@@ -9,6 +9,8 @@
 //! survives a crash of the process *and* of the machine — still ingests
 //! thousands of reports per second. Reads run on a small pool of connections
 //! on tokio's blocking threads; in WAL mode they never wait for the writer.
+//! The log is copied into the database file by a thread of its own
+//! ([`checkpoint`]), never by a commit.
 //!
 //! The SQL is kept portable: the migrations (`store/migrations/`) and the
 //! fleet report's queries are shared with PostgreSQL (`store/sql.rs`); only
@@ -17,6 +19,7 @@
 //! the fleet's reads (`INDEXED BY`, `+column`, see [`sql::Dialect`]) are
 //! SQLite's own.
 
+mod checkpoint;
 mod fleet;
 mod read;
 mod write;
@@ -32,23 +35,28 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, ToSql};
-use shipshape_core::Facts;
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, ToSql, named_params};
 use shipshape_core::wire::DeviceStatus;
 use tokio::sync::Semaphore;
 
 use super::sql::{self, PreparedReport};
 use super::{ActivePolicy, Recorded, Store, StoreError};
 use crate::model::{
-    DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery, FleetSummary,
-    IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness, StoredPolicy,
-    TokenInfo,
+    CurrentFacts, DeviceDetail, DeviceKey, DevicePage, DeviceState, EnrollRefusal, FleetQuery,
+    FleetSummary, IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness,
+    StoredPolicy, TokenInfo,
 };
+use checkpoint::Checkpointer;
 use writer::Writer;
 
 /// Connections for reads: enough to overlap the fleet page with device pages
 /// and signature checks on a small machine.
 const READERS: usize = 4;
+
+/// The writer's page cache: the pages a report touches (the device's rows
+/// and their index entries, the counts, the tails of the logs) stay in it
+/// between batches. SQLite's default is 2 MiB.
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
 /// How long a connection waits for a lock held by another process (a
 /// `shipshape-server token create` while the server runs) before giving up.
@@ -60,6 +68,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Readers,
+    _checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -80,6 +89,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_owned(),
             writer: Writer::start(connection)?,
+            _checkpointer: Checkpointer::start(connect(path, Role::Checkpointer)?)?,
             readers: Readers {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
@@ -102,6 +112,7 @@ impl SqliteStore {
 enum Role {
     Writer,
     Reader,
+    Checkpointer,
 }
 
 /// Opens a connection with the settings every connection needs.
@@ -131,11 +142,17 @@ fn connect(path: &Path, role: Role) -> Result<Connection, StoreError> {
                 )));
             }
             connection
-                .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+                .execute_batch(&format!(
+                    "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+                     PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{WRITER_CACHE_KIB};"
+                ))
                 .map_err(failed)?;
         }
         Role::Reader => connection
             .execute_batch("PRAGMA query_only = ON;")
+            .map_err(failed)?,
+        Role::Checkpointer => connection
+            .execute_batch("PRAGMA synchronous = FULL;")
             .map_err(failed)?,
     }
     Ok(connection)
@@ -245,16 +262,19 @@ impl FromSql for StatusColumn {
     }
 }
 
-/// See [`Store::last_facts`]: one primary-key lookup in each table.
-fn last_facts(connection: &Connection, device_id: &str) -> Result<Option<Facts>, StoreError> {
-    let json: Option<String> = connection
-        .prepare_cached(
-            "SELECT r.facts_json FROM devices d JOIN reports r ON r.id = d.last_report_id
-             WHERE d.id = ?1",
-        )?
-        .query_row([device_id], |row| row.get(0))
+/// See [`Store::current_facts`]: one primary-key lookup in each table.
+fn current_facts(
+    connection: &Connection,
+    device_id: &str,
+    hash: &str,
+) -> Result<Option<CurrentFacts>, StoreError> {
+    let row = connection
+        .prepare_cached(sql::CURRENT_FACTS)?
+        .query_row(named_params! { ":device": device_id }, |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()?;
-    Ok(sql::readable_facts(device_id, json.as_deref()))
+    Ok(sql::current_facts(device_id, hash, row))
 }
 
 #[async_trait]
@@ -350,9 +370,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn last_facts(&self, device_id: &str) -> Result<Option<Facts>, StoreError> {
-        let id = device_id.to_owned();
-        self.read(move |connection| last_facts(connection, &id))
+    async fn current_facts(
+        &self,
+        device_id: &str,
+        hash: &str,
+    ) -> Result<Option<CurrentFacts>, StoreError> {
+        let (id, hash) = (device_id.to_owned(), hash.to_owned());
+        self.read(move |connection| current_facts(connection, &id, &hash))
             .await
     }
 

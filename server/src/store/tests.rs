@@ -10,7 +10,7 @@ use std::task::Poll;
 use jiff::{SignedDuration, Timestamp};
 use shipshape_core::facts::Facts;
 use shipshape_core::report::{CheckReport, PolicyRef, SCHEMA_VERSION};
-use shipshape_core::wire::{DeviceStatus, Receipt, ReportSubmission};
+use shipshape_core::wire::{DeviceStatus, Receipt, ReportSubmission, facts_hash};
 use shipshape_core::{FailingSince, Policy, Status, Verdict, evaluate};
 
 use super::{ActivePolicy, Recorded, Store};
@@ -19,9 +19,9 @@ use crate::grade::fixtures::{
 };
 use crate::keyset::{rank, sort_key};
 use crate::model::{
-    DeviceDetail, DeviceRow, EnrollRefusal, FleetPage, FleetQuery, IncomingReport, NewDevice,
-    NewToken, RegradeProgress, RegradeState, Staleness, StoredPolicy, Summary, TokenKind,
-    TransitionKind,
+    CurrentFacts, DeviceDetail, DeviceRow, EnrollRefusal, FactsOrigin, FleetPage, FleetQuery,
+    IncomingReport, NewDevice, NewToken, RegradeProgress, RegradeState, Staleness, StoredPolicy,
+    Summary, TokenKind, TransitionKind,
 };
 
 /// Generates one `#[tokio::test]` per story for the backend `$fresh`
@@ -47,6 +47,7 @@ macro_rules! every_story {
             a_report_during_a_regrade_keeps_its_grade,
             simulating_a_policy_changes_nothing,
             a_report_graded_by_a_replaced_policy_is_refused,
+            a_heartbeat_repeats_the_stored_facts,
         );
     };
     (@each $fresh:path; $($story:ident),* $(,)?) => {
@@ -156,6 +157,7 @@ pub(crate) fn report(device_id: &str, facts: Facts, at: Timestamp) -> IncomingRe
             facts,
             dropped: 0,
         },
+        repeats: None,
     }
 }
 
@@ -1808,7 +1810,8 @@ pub(crate) async fn a_report_graded_by_a_replaced_policy_is_refused(store: &dyn 
     let unchanged = detail(store, &device, at).await;
     assert!(unchanged.reports.is_empty(), "{:?}", unchanged.reports);
     assert_eq!(unchanged.device.status, DeviceStatus::Unknown);
-    assert_eq!(store.last_facts(&device).await.unwrap(), None);
+    let hash = facts_hash(&leaking.submission.facts);
+    assert_eq!(store.current_facts(&device, &hash).await.unwrap(), None);
 
     let current = ActivePolicy {
         policy: policy(LENIENT),
@@ -1817,4 +1820,105 @@ pub(crate) async fn a_report_graded_by_a_replaced_policy_is_refused(store: &dyn 
     let receipt = stored(store, leaking, &current).await;
     assert_eq!(receipt.status, DeviceStatus::Compliant, "graded leniently");
     assert_counts_agree(store, at, "a refused report").await;
+}
+
+/// A heartbeat finds the device's current facts by their hash, and is
+/// stored without a copy of them: they stay in the full report that brought
+/// them, where re-grading finds them, until other facts arrive.
+pub(crate) async fn a_heartbeat_repeats_the_stored_facts(store: &dyn Store) {
+    let strict_text = include_str!("../../../policies/default.toml");
+    let (strict, _) = store.activate_policy(strict_text, t0()).await.unwrap();
+    let strict_active = ActivePolicy {
+        policy: default_policy(),
+        stored: strict,
+    };
+    let device = enroll(store, "ada", t0()).await;
+    let at = t0() + hours(1);
+    let leaking = open_firewall(shipshape("ada", at));
+    let hash = facts_hash(&leaking);
+    assert_eq!(
+        store.current_facts(&device, &hash).await.unwrap(),
+        None,
+        "no report yet"
+    );
+
+    let full = report(&device, leaking.clone(), at);
+    let full_id = full.submission.id.clone();
+    stored(store, full, &strict_active).await;
+    let origin = FactsOrigin {
+        report_id: full_id.clone(),
+        hash: hash.clone(),
+    };
+    let current = store.current_facts(&device, &hash).await.unwrap();
+    assert_eq!(
+        current,
+        Some(CurrentFacts {
+            origin: origin.clone(),
+            facts: leaking.clone(),
+        })
+    );
+    let other_hash = facts_hash(&shipshape("ada", at));
+    assert_ne!(other_hash, hash);
+    assert_eq!(
+        store.current_facts(&device, &other_hash).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.current_facts("no-such-device", &hash).await.unwrap(),
+        None
+    );
+
+    let later = at + hours(1);
+    let mut heartbeat = report(&device, leaking.clone(), later);
+    heartbeat.repeats = Some(origin.clone());
+    let heartbeat_id = heartbeat.submission.id.clone();
+    let receipt = stored(store, heartbeat, &strict_active).await;
+    assert_eq!(receipt.status, DeviceStatus::Leaky);
+    let shown = detail(store, &device, later).await;
+    assert_eq!(
+        shown
+            .reports
+            .iter()
+            .map(|report| report.id.as_str())
+            .collect::<Vec<_>>(),
+        [heartbeat_id.as_str(), full_id.as_str()],
+        "the heartbeat is a report of its own"
+    );
+    assert_eq!(shown.device.last_seen, Some(later));
+    assert_eq!(
+        store.current_facts(&device, &hash).await.unwrap(),
+        Some(CurrentFacts {
+            origin,
+            facts: leaking,
+        }),
+        "the facts stay where the full report stored them"
+    );
+
+    let (lenient, _) = store.activate_policy(LENIENT, later).await.unwrap();
+    let progress = regrade(store, LENIENT, &lenient, later).await;
+    assert_eq!((progress.done, progress.changed_status), (1, 1));
+    assert_eq!(
+        detail(store, &device, later).await.device.status,
+        DeviceStatus::Compliant,
+        "re-graded from the facts the heartbeat repeated"
+    );
+
+    let lenient_active = ActivePolicy {
+        policy: policy(LENIENT),
+        stored: lenient,
+    };
+    let fixed = shipshape("ada", later);
+    let newer = report(&device, fixed.clone(), later + hours(1));
+    let newer_id = newer.submission.id.clone();
+    stored(store, newer, &lenient_active).await;
+    assert_eq!(store.current_facts(&device, &hash).await.unwrap(), None);
+    let current = store
+        .current_facts(&device, &facts_hash(&fixed))
+        .await
+        .unwrap();
+    assert_eq!(
+        current.map(|current| current.origin.report_id),
+        Some(newer_id),
+        "new facts are the full report's own"
+    );
 }

@@ -5,8 +5,8 @@
 use deadpool_postgres::{GenericClient, Transaction};
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
+use shipshape_core::Finding;
 use shipshape_core::wire::DeviceStatus;
-use shipshape_core::{Facts, Finding};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -15,16 +15,16 @@ use crate::counts::{FleetCounts, Side, SilentCount};
 use crate::grade::CheckState;
 use crate::keyset::{GroupRead, Key, PageWalk, first_in_order};
 use crate::model::{
-    DeviceDetail, DeviceKey, DevicePage, DeviceRow, DeviceState, FleetQuery, FleetSummary,
-    LastReport, RegradeProgress, ReportSummary, Staleness, StoredPolicy, TokenInfo, Transition,
+    CurrentFacts, DeviceDetail, DeviceKey, DevicePage, DeviceRow, DeviceState, FleetQuery,
+    FleetSummary, LastReport, RegradeProgress, ReportSummary, Staleness, StoredPolicy, TokenInfo,
+    Transition,
 };
 use crate::store::sql::fleet::{
     CHECK_COUNTS, DEVICE_COLUMNS, Dialect, GRADED, Part, Walker, dense_from, group_parts,
 };
 use crate::store::sql::regrade::{self, CLOCKS_IN_RANGE, DEVICE_STATES, LEAKS_IN_RANGE};
 use crate::store::sql::{
-    DEVICE_PAGE_REPORTS, from_millis, parse_token_kind, parse_transition_kind, readable_facts,
-    shown_status,
+    DEVICE_PAGE_REPORTS, from_millis, parse_token_kind, parse_transition_kind, shown_status,
 };
 use crate::store::{StoreError, sql};
 
@@ -126,22 +126,23 @@ pub(super) async fn device_key(
     sql::device_key(device_id, &public_key, revoked).map(Some)
 }
 
-/// See [`crate::store::Store::last_facts`]: one primary-key lookup in each table.
-pub(super) async fn last_facts(
+/// See [`crate::store::Store::current_facts`]: one primary-key lookup in each table.
+pub(super) async fn current_facts(
     client: &impl GenericClient,
     device_id: &str,
-) -> Result<Option<Facts>, StoreError> {
-    let statement = client
-        .prepare_cached(
-            "SELECT r.facts_json FROM devices d JOIN reports r ON r.id = d.last_report_id
-             WHERE d.id = $1",
-        )
-        .await?;
-    let json: Option<String> = match client.query_opt(&statement, &[&device_id]).await? {
-        Some(row) => row.try_get(0)?,
-        None => None,
-    };
-    Ok(readable_facts(device_id, json.as_deref()))
+    hash: &str,
+) -> Result<Option<CurrentFacts>, StoreError> {
+    let named: [(&str, Param<'_>); 1] = [(":device", &device_id)];
+    let (sql, params) = numbered(sql::CURRENT_FACTS, &named);
+    let statement = client.prepare_cached(&sql).await?;
+    let row = client
+        .query_opt(&statement, &params)
+        .await?
+        .map(|row| {
+            Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+        })
+        .transpose()?;
+    Ok(sql::current_facts(device_id, hash, row))
 }
 
 pub(super) async fn active_policy(

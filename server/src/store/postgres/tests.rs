@@ -326,10 +326,11 @@ async fn a_regrade_run_by_both_replicas_is_stored_once() {
         .batch_execute(&format!(
             "INSERT INTO devices (id, public_key, hostname, sort_key, os_family, os_name,
                  os_version, hardware_id, enrolled_at, revoked_at, last_seen, last_contact,
-                 status, leaking_checks, last_report_id)
+                 status, leaking_checks, last_report_id, facts_report_id, facts_hash)
              SELECT 'copy-' || lpad(n::text, 6, '0'), public_key, 'copy-' || n,
                  'copy-' || n, os_family, os_name, os_version, hardware_id, enrolled_at,
-                 revoked_at, last_seen, last_contact, status, leaking_checks, 'report-' || n
+                 revoked_at, last_seen, last_contact, status, leaking_checks, 'report-' || n,
+                 'report-' || n, facts_hash
              FROM devices, generate_series(1, {copies}) AS n WHERE id = '{template}';
              INSERT INTO device_findings (device_id, findings_json)
              SELECT 'copy-' || lpad(n::text, 6, '0'), findings_json

@@ -97,8 +97,8 @@ pub(super) async fn record_report(
     let statement = transaction
         .prepare_cached(
             "INSERT INTO reports (id, device_id, received_at, status, leaking_checks,
-                 facts_json, agent_report_json, receipt_json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 facts_json, facts_from, agent_report_json, receipt_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO NOTHING",
         )
         .await?;
@@ -112,6 +112,7 @@ pub(super) async fn record_report(
                 &grade.status.as_str(),
                 &leaking,
                 &report.facts_json,
+                &report.facts_from(),
                 &report.agent_report_json,
                 &to_json("receipt", &receipt)?,
             ],
@@ -127,7 +128,8 @@ pub(super) async fn record_report(
         .prepare_cached(
             "UPDATE devices SET hostname = $2, sort_key = $11, os_family = $3, os_name = $4,
                  os_version = $5, hardware_id = COALESCE($6, hardware_id), last_seen = $7,
-                 last_contact = $7, status = $8, leaking_checks = $9, last_report_id = $10
+                 last_contact = $7, status = $8, leaking_checks = $9, last_report_id = $10,
+                 facts_report_id = $12, facts_hash = $13
              WHERE id = $1",
         )
         .await?;
@@ -146,6 +148,8 @@ pub(super) async fn record_report(
                 &leaking,
                 &report.id,
                 &key,
+                &report.facts_origin.report_id,
+                &report.facts_origin.hash,
             ],
         )
         .await?;
@@ -630,14 +634,18 @@ pub(super) async fn save_regrade(
     read::regrade_progress(transaction).await
 }
 
-/// Replaces a device's current findings (a JSON array).
+/// Replaces a device's current findings (a JSON array). Most reports find
+/// them unchanged: then no new row version is written.
 async fn save_findings(
     transaction: &Transaction<'_>,
     device_id: &str,
     json: &str,
 ) -> Result<(), StoreError> {
     let statement = transaction
-        .prepare_cached("UPDATE device_findings SET findings_json = $2 WHERE device_id = $1")
+        .prepare_cached(
+            "UPDATE device_findings SET findings_json = $2
+             WHERE device_id = $1 AND findings_json <> $2",
+        )
         .await?;
     transaction
         .execute(&statement, &[&device_id, &json])

@@ -32,7 +32,7 @@ pub(in crate::store) const DEVICE_STATES: &str = "SELECT d.id, d.hostname, d.sta
      f.findings_json, d.last_report_id, r.facts_json
  FROM devices d
  JOIN device_findings f ON f.device_id = d.id
- LEFT JOIN reports r ON r.id = d.last_report_id
+ LEFT JOIN reports r ON r.id = d.facts_report_id
  WHERE d.id > :after ORDER BY d.id LIMIT :limit";
 
 /// The grace clocks of the devices after `:after` up to `:last`.

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
-use shipshape_core::wire::DeviceStatus;
+use shipshape_core::wire::{DeviceStatus, facts_hash};
 
 use super::*;
 use crate::grade::fixtures::{default_policy, open_firewall, shipshape};
@@ -142,6 +142,53 @@ async fn a_report_of_an_unknown_device_fails_alone() {
         .unwrap();
     assert_eq!(count, 56);
     store.ping().await.unwrap();
+}
+
+/// A device whose facts were stored before schema version 4 has no hash
+/// stored: a heartbeat's hash is checked against the stored facts, and the
+/// heartbeat stores the hash for the next one.
+#[tokio::test]
+async fn facts_stored_without_a_hash_are_hashed_when_a_heartbeat_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shipshape.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.create_token(token([1; 32], None)).await.unwrap();
+    let device = enroll(&store, [1; 32], "anna").await;
+    let policy = active(default_policy());
+    let full = numbered_report(&device, 1, t0());
+    let full_id = full.submission.id.clone();
+    let facts = full.submission.facts.clone();
+    let hash = facts_hash(&facts);
+    store.record_report(full, &policy).await.unwrap();
+    let stored_hash = |connection: &Connection| -> Option<String> {
+        connection
+            .query_row(
+                "SELECT facts_hash FROM devices WHERE id = ?1",
+                [&device],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    let connection = Connection::open(&path).unwrap();
+    assert_eq!(stored_hash(&connection), Some(hash.clone()));
+    connection
+        .execute("UPDATE devices SET facts_hash = NULL", [])
+        .unwrap();
+
+    let other = facts_hash(&numbered_report(&device, 2, t0()).submission.facts);
+    assert_eq!(store.current_facts(&device, &other).await.unwrap(), None);
+    let current = store
+        .current_facts(&device, &hash)
+        .await
+        .unwrap()
+        .expect("the stored facts have this hash");
+    assert_eq!(current.origin.report_id, full_id);
+    assert_eq!(current.facts, facts);
+
+    let mut heartbeat = numbered_report(&device, 1, t0() + SignedDuration::from_mins(5));
+    heartbeat.repeats = Some(current.origin);
+    store.record_report(heartbeat, &policy).await.unwrap();
+    assert_eq!(stored_hash(&connection), Some(hash));
 }
 
 /// Ingestion throughput through the store alone (no HTTP, no signatures):

@@ -80,7 +80,8 @@ pub(super) fn record_report(
         .prepare_cached(
             "UPDATE devices SET hostname = ?2, sort_key = ?11, os_family = ?3, os_name = ?4,
                  os_version = ?5, hardware_id = COALESCE(?6, hardware_id), last_seen = ?7,
-                 last_contact = ?7, status = ?8, leaking_checks = ?9, last_report_id = ?10
+                 last_contact = ?7, status = ?8, leaking_checks = ?9, last_report_id = ?10,
+                 facts_report_id = ?12, facts_hash = ?13
              WHERE id = ?1",
         )?
         .execute((
@@ -95,6 +96,8 @@ pub(super) fn record_report(
             &leaking,
             &report.id,
             &key,
+            &report.facts_origin.report_id,
+            &report.facts_origin.hash,
         ))?;
     save_findings(
         connection,
@@ -116,8 +119,8 @@ pub(super) fn record_report(
     connection
         .prepare_cached(
             "INSERT INTO reports (id, device_id, received_at, status, leaking_checks,
-                 facts_json, agent_report_json, receipt_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 facts_json, facts_from, agent_report_json, receipt_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute((
             &report.id,
@@ -126,6 +129,7 @@ pub(super) fn record_report(
             StatusColumn(grade.status),
             &leaking,
             &report.facts_json,
+            report.facts_from(),
             &report.agent_report_json,
             &receipt_json,
         ))?;
@@ -499,10 +503,14 @@ pub(super) fn save_regrade(
     read::regrade_progress(connection)
 }
 
-/// Replaces a device's current findings (a JSON array).
+/// Replaces a device's current findings (a JSON array). Most reports find
+/// them unchanged: then nothing is written.
 fn save_findings(connection: &Connection, device_id: &str, json: &str) -> Result<(), StoreError> {
     connection
-        .prepare_cached("UPDATE device_findings SET findings_json = ?2 WHERE device_id = ?1")?
+        .prepare_cached(
+            "UPDATE device_findings SET findings_json = ?2
+             WHERE device_id = ?1 AND findings_json <> ?2",
+        )?
         .execute((device_id, json))?;
     Ok(())
 }
