@@ -53,11 +53,6 @@ use writer::Writer;
 /// and signature checks on a small machine.
 const READERS: usize = 4;
 
-/// The writer's page cache: the pages a report touches (the device's rows
-/// and their index entries, the counts, the tails of the logs) stay in it
-/// between batches. SQLite's default is 2 MiB.
-const WRITER_CACHE_KIB: u32 = 64 * 1024;
-
 /// How long a connection waits for a lock held by another process (a
 /// `shipshape-server token create` while the server runs) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -141,11 +136,13 @@ fn connect(path: &Path, role: Role) -> Result<Connection, StoreError> {
                     path.display()
                 )));
             }
+            // Checkpoints are the checkpointer's; each request's savepoint
+            // keeps its undo pages in memory rather than in a temporary file.
             connection
-                .execute_batch(&format!(
+                .execute_batch(
                     "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-                     PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{WRITER_CACHE_KIB};"
-                ))
+                     PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;",
+                )
                 .map_err(failed)?;
         }
         Role::Reader => connection
