@@ -89,6 +89,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(READERS),
+                lookups: Mutex::new(Vec::new()),
             },
         })
     }
@@ -100,6 +101,16 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.readers.run(read).await
+    }
+
+    /// Runs `lookup` at once, on the calling thread: for reads of a row or
+    /// two by key, on every report, which take a few microseconds, less
+    /// than a trip to a blocking thread and back costs.
+    fn look_up<T>(
+        &self,
+        lookup: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.readers.look_up(lookup)
     }
 }
 
@@ -178,6 +189,9 @@ struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
+    /// Connections for lookups on the calling thread: one for each thread
+    /// looking up at the same time, so no more than tokio has workers.
+    lookups: Mutex<Vec<Connection>>,
 }
 
 impl Readers {
@@ -207,6 +221,22 @@ impl Readers {
         .await
         .map_err(|error| StoreError(format!("a database read failed: {error}")))?;
         if let (Some(connection), Ok(mut idle)) = (connection, self.idle.lock()) {
+            idle.push(connection);
+        }
+        result
+    }
+
+    fn look_up<T>(
+        &self,
+        lookup: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.lookups.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match idle {
+            Some(connection) => connection,
+            None => connect(&self.path, Role::Reader)?,
+        };
+        let result = lookup(&connection);
+        if let Ok(mut idle) = self.lookups.lock() {
             idle.push(connection);
         }
         result
@@ -320,9 +350,7 @@ impl Store for SqliteStore {
     }
 
     async fn device_key(&self, device_id: &str) -> Result<Option<DeviceKey>, StoreError> {
-        let id = device_id.to_owned();
-        self.read(move |connection| read::device_key(connection, &id))
-            .await
+        self.look_up(|connection| read::device_key(connection, device_id))
     }
 
     async fn revoke_device(&self, device_id: &str, now: Timestamp) -> Result<bool, StoreError> {
@@ -372,9 +400,7 @@ impl Store for SqliteStore {
         device_id: &str,
         hash: &str,
     ) -> Result<Option<CurrentFacts>, StoreError> {
-        let (id, hash) = (device_id.to_owned(), hash.to_owned());
-        self.read(move |connection| current_facts(connection, &id, &hash))
-            .await
+        self.look_up(|connection| current_facts(connection, device_id, hash))
     }
 
     async fn active_policy(&self) -> Result<Option<StoredPolicy>, StoreError> {
