@@ -43,6 +43,8 @@
 //! Targets (2-core machine): fleet page < 100 ms at 1M devices, 1M-row CSV
 //! < 10 s, 1M-device re-grade < 60 s.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -53,18 +55,13 @@ use shipshape_core::Facts;
 use shipshape_core::facts::{Inbound, Observed, VolumeEncryption};
 use shipshape_core::report::CheckReport;
 use shipshape_core::wire::{DeviceStatus, ReportSubmission};
-use shipshape_server::api::{ApiSettings, AppState, policy, router};
-use shipshape_server::auth::{generate_token, hash_token};
+use shipshape_server::api::policy;
+use shipshape_server::auth::hash_token;
 use shipshape_server::keyset::FleetCursor;
-use shipshape_server::model::{
-    FleetQuery, IncomingReport, NewDevice, NewToken, Staleness, TokenKind,
-};
+use shipshape_server::model::{FleetQuery, IncomingReport, NewDevice, Staleness, TokenKind};
 use shipshape_server::store::{PostgresStore, PostgresUrl, SqliteStore, Store};
 
-/// Real `shipshape facts` and `shipshape check --format json` output,
-/// captured on the Debian 12 dev machine (see fixtures/README.md).
-const FACTS: &str = include_str!("fixtures/facts.json");
-const REPORT: &str = include_str!("fixtures/report.json");
+use common::{FACTS, REPORT, app_state, listen, percentiles, token};
 
 const STALE_AFTER: SignedDuration = SignedDuration::from_hours(48);
 
@@ -228,34 +225,11 @@ async fn postgres(url: &str) -> anyhow::Result<tokio_postgres::Client> {
 
 async fn serve(database: &Database, stale_after: SignedDuration) -> anyhow::Result<Served> {
     let store = database.open().await?;
-    let active = policy::activate_at_start(store.as_ref(), None, Timestamp::now()).await?;
-    let settings = ApiSettings {
-        stale_after,
-        public_url: None,
-        tls: false,
-    };
-    let state = AppState::new(store.clone(), active, settings);
+    let state = app_state(store.clone(), stale_after).await?;
     state.resume_regrade().await;
-    let app = router(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = listen(state).await?;
     let admin = token(store.as_ref(), TokenKind::Admin).await?;
     Ok(Served { base, store, admin })
-}
-
-async fn token(store: &dyn Store, kind: TokenKind) -> anyhow::Result<String> {
-    let token = generate_token(kind)?;
-    store
-        .create_token(NewToken {
-            kind,
-            hash: hash_token(&token),
-            uses: None,
-            expires_at: None,
-            created_at: Timestamp::now(),
-        })
-        .await?;
-    Ok(token)
 }
 
 async fn fleet(devices: usize, settings: &Settings) -> anyhow::Result<()> {
@@ -718,19 +692,4 @@ async fn regrades(served: &Served, devices: usize) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn percentiles(latencies: &mut [Duration]) -> String {
-    latencies.sort();
-    let at = |fraction: f64| {
-        let index = ((latencies.len() as f64 - 1.0) * fraction).round() as usize;
-        latencies[index].as_secs_f64() * 1000.0
-    };
-    format!(
-        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        at(0.5),
-        at(0.95),
-        at(0.99),
-        at(1.0)
-    )
 }

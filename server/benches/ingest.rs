@@ -16,10 +16,12 @@
 //!
 //! Target on the 2-core dev machine: ≥ 1,000 reports/s.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -29,15 +31,10 @@ use shipshape_core::Facts;
 use shipshape_core::report::CheckReport;
 use shipshape_core::signing::sign_request;
 use shipshape_core::wire::{EnrollRequest, EnrollResponse, ReportSubmission};
-use shipshape_server::api::{ApiSettings, AppState, policy, router};
-use shipshape_server::auth::{generate_token, hash_token};
-use shipshape_server::model::{NewToken, TokenKind};
+use shipshape_server::model::TokenKind;
 use shipshape_server::store::{SqliteStore, Store};
 
-/// Real `shipshape facts` and `shipshape check --format json` output,
-/// captured on the Debian 12 dev machine (see fixtures/README.md).
-const FACTS: &str = include_str!("fixtures/facts.json");
-const REPORT: &str = include_str!("fixtures/report.json");
+use common::{FACTS, REPORT, app_state, listen, percentiles, token};
 
 struct Settings {
     devices: usize,
@@ -80,31 +77,9 @@ struct Served {
 
 async fn serve(path: &Path) -> anyhow::Result<Served> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
-    let active = policy::activate_at_start(store.as_ref(), None, Timestamp::now()).await?;
-    let settings = ApiSettings {
-        stale_after: SignedDuration::from_hours(48),
-        public_url: None,
-        tls: false,
-    };
-    let app = router(AppState::new(store.clone(), active, settings));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let state = app_state(store.clone(), SignedDuration::from_hours(48)).await?;
+    let base = listen(state).await?;
     Ok(Served { base, store })
-}
-
-async fn token(store: &dyn Store, kind: TokenKind) -> anyhow::Result<String> {
-    let token = generate_token(kind)?;
-    store
-        .create_token(NewToken {
-            kind,
-            hash: hash_token(&token),
-            uses: None,
-            expires_at: None,
-            created_at: Timestamp::now(),
-        })
-        .await?;
-    Ok(token)
 }
 
 fn device_key(index: usize) -> SigningKey {
@@ -251,19 +226,4 @@ async fn ingestion(settings: &Settings) -> anyhow::Result<()> {
     );
     anyhow::ensure!(stored == settings.reports as i64, "reports were lost");
     Ok(())
-}
-
-fn percentiles(latencies: &mut [Duration]) -> String {
-    latencies.sort();
-    let at = |fraction: f64| {
-        let index = ((latencies.len() as f64 - 1.0) * fraction).round() as usize;
-        latencies[index].as_secs_f64() * 1000.0
-    };
-    format!(
-        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        at(0.5),
-        at(0.95),
-        at(0.99),
-        at(1.0)
-    )
 }
