@@ -11,72 +11,37 @@
 //! so the full report the agent sends next goes through at once.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use jiff::Timestamp;
+use axum::http::StatusCode;
 use shipshape_core::wire::{Heartbeat, RESEND_FULL, Receipt, ReportSubmission};
 
-use super::reports::{Rejected, check_report_id, record, signed_payload};
+use super::reports::{Kind, Rejected, Submitted, answer, check_report_id, record};
 use super::{AppState, Failure};
+use crate::auth::SignedRequest;
 
 pub(super) async fn submit(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    submitted: Submitted,
 ) -> Result<Json<Receipt>, Failure> {
-    accept(&state, &method, &uri, &headers, body)
-        .await
-        .map(Json)
-        .map_err(|Rejected { reason, failure }| {
-            state.metrics().report_rejected(reason);
-            if reason == "resend_full" {
-                tracing::debug!(
-                    "heartbeat names facts the server does not hold: full report asked for"
-                );
-            } else {
-                tracing::info!(reason, error = failure.body.error, "heartbeat refused");
-            }
-            failure
-        })
-}
-
-async fn accept(
-    state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Receipt, Rejected> {
-    let now = Timestamp::now();
-    let (signed, heartbeat) = signed_payload(
-        state,
-        method,
-        uri,
-        headers,
-        body,
-        now,
-        |heartbeat: &Heartbeat| {
-            check_report_id(&heartbeat.id).and_then(|()| check_hash(&heartbeat.facts_hash))
-        },
-    )
-    .await?;
-    let current = state
-        .store()
-        .current_facts(&signed.device_id, &heartbeat.facts_hash)
-        .await
-        .map_err(|error| Rejected::new("store_unavailable", error.into()))?
-        .ok_or_else(|| Rejected::new("resend_full", resend_full(&heartbeat.facts_hash)))?;
-    let submission = ReportSubmission {
-        id: heartbeat.id,
-        facts: current.facts,
-        report: heartbeat.report,
-        dropped: heartbeat.dropped,
+    let validate = |heartbeat: &Heartbeat| {
+        check_report_id(&heartbeat.id).and_then(|()| check_hash(&heartbeat.facts_hash))
     };
-    record(state, signed, submission, Some(current.origin), now).await
+    let store = async |signed: SignedRequest, heartbeat: Heartbeat, now| {
+        let current = state
+            .store()
+            .current_facts(&signed.device_id, &heartbeat.facts_hash)
+            .await
+            .map_err(|error| Rejected::new("store_unavailable", error.into()))?
+            .ok_or_else(|| Rejected::new("resend_full", resend_full(&heartbeat.facts_hash)))?;
+        let submission = ReportSubmission {
+            id: heartbeat.id,
+            facts: current.facts,
+            report: heartbeat.report,
+            dropped: heartbeat.dropped,
+        };
+        record(&state, signed, submission, Some(current.origin), now).await
+    };
+    answer(&state, Kind::Heartbeat, submitted, validate, store).await
 }
 
 /// A hash as [`facts_hash`] writes it: 64 lowercase hex digits.

@@ -1,10 +1,12 @@
 //! `POST /v1/reports`: a device's signed report, graded with the server's
 //! policy and stored once. A retry of a stored report gets the same receipt.
 
+use std::convert::Infallible;
+
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
@@ -23,62 +25,109 @@ pub(super) enum Kind {
     Heartbeat,
 }
 
+impl Kind {
+    /// What the logs call it.
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Full => "report",
+            Kind::Heartbeat => "heartbeat",
+        }
+    }
+}
+
 pub(super) async fn submit(
     State(state): State<AppState>,
+    submitted: Submitted,
+) -> Result<Json<Receipt>, Failure> {
+    let validate = |submission: &ReportSubmission| {
+        check_report_id(&submission.id)
+            .and_then(|()| check_hostname("facts.host.hostname", &submission.facts.host.hostname))
+    };
+    let store = async |signed, submission, now| record(&state, signed, submission, None, now).await;
+    answer(&state, Kind::Full, submitted, validate, store).await
+}
+
+/// A signed submission as it arrives: what its signature covers, and its
+/// body (or why it could not be read).
+pub(super) struct Submitted {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Receipt>, Failure> {
-    accept(&state, &method, &uri, &headers, body)
-        .await
-        .map_err(|Rejected { reason, failure }| {
-            state.metrics().report_rejected(reason);
-            tracing::info!(reason, error = failure.body.error, "report refused");
-            failure
-        })
 }
 
-async fn accept(
+impl<S: Send + Sync> FromRequest<S> for Submitted {
+    type Rejection = Infallible;
+
+    async fn from_request(request: Request, state: &S) -> Result<Submitted, Infallible> {
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state).await;
+        Ok(Submitted {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
+}
+
+/// What the report and heartbeat handlers share: the payload `T` verified
+/// and checked ([`signed_payload`]), then graded and stored by `store`, and
+/// the receipt answered. A refusal is counted under its reason and logged.
+pub(super) async fn answer<T: DeserializeOwned>(
     state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Receipt>, Rejected> {
+    kind: Kind,
+    submitted: Submitted,
+    validate: impl FnOnce(&T) -> Result<(), Failure>,
+    store: impl AsyncFnOnce(SignedRequest, T, Timestamp) -> Result<Receipt, Rejected>,
+) -> Result<Json<Receipt>, Failure> {
     let now = Timestamp::now();
-    let (signed, submission) = signed_payload(
-        state,
-        method,
-        uri,
-        headers,
-        body,
-        now,
-        |submission: &ReportSubmission| {
-            check_report_id(&submission.id).and_then(|()| {
-                check_hostname("facts.host.hostname", &submission.facts.host.hostname)
-            })
-        },
-    )
-    .await?;
-    record(state, signed, submission, None, now).await.map(Json)
+    let accepted = async {
+        let (signed, payload) = signed_payload(state, submitted, now, validate).await?;
+        store(signed, payload, now).await
+    };
+    accepted
+        .await
+        .map(Json)
+        .map_err(|Rejected { reason, failure }| {
+            state.metrics().report_rejected(reason);
+            // Routine after a restore or a full report in between: not worth an info line.
+            if reason == "resend_full" {
+                tracing::debug!(
+                    "heartbeat names facts the server does not hold: full report asked for"
+                );
+            } else {
+                tracing::info!(
+                    reason,
+                    error = failure.body.error,
+                    "{} refused",
+                    kind.noun()
+                );
+            }
+            failure
+        })
 }
 
 /// The path a report and a heartbeat share up to grading: the body read,
 /// its signature verified (spending one of the device's requests under the
 /// rate limit), then its JSON parsed and checked by `validate`. Each refusal
 /// carries the reason it is counted under.
-pub(super) async fn signed_payload<T: DeserializeOwned>(
+async fn signed_payload<T: DeserializeOwned>(
     state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    submitted: Submitted,
     now: Timestamp,
     validate: impl FnOnce(&T) -> Result<(), Failure>,
 ) -> Result<(SignedRequest, T), Rejected> {
+    let Submitted {
+        method,
+        uri,
+        headers,
+        body,
+    } = submitted;
     let body = read_body(body)?;
-    let signed = signed_request(state, method, uri, headers, &body, now)
+    let signed = signed_request(state, &method, &uri, &headers, &body, now)
         .await
         .map_err(|(reason, failure)| Rejected::new(reason, failure))?;
     let payload: T =
