@@ -439,74 +439,72 @@ pub struct SystemdService {
 
 /// Reads a timer's properties from `systemctl show` (the first unit's block).
 pub fn parse_timer_show(text: &str) -> SystemdTimer {
-    let properties = properties(text);
-    let text = |key: &str| {
-        properties
-            .get(key)
-            .filter(|value| !value.is_empty())
-            .cloned()
-    };
+    let properties = Properties::parse(text);
     SystemdTimer {
-        load_state: text("LoadState"),
-        active_state: text("ActiveState"),
-        sub_state: text("SubState"),
-        unit_file_state: text("UnitFileState"),
-        last_trigger: timestamp(properties.get("LastTriggerUSec")),
-        next_elapse: timestamp(properties.get("NextElapseUSecRealtime")),
+        load_state: properties.text("LoadState"),
+        active_state: properties.text("ActiveState"),
+        sub_state: properties.text("SubState"),
+        unit_file_state: properties.text("UnitFileState"),
+        last_trigger: properties.timestamp("LastTriggerUSec"),
+        next_elapse: properties.timestamp("NextElapseUSecRealtime"),
     }
 }
 
 /// Reads a service's properties from `systemctl show` (the first unit's block).
 pub fn parse_service_show(text: &str) -> SystemdService {
-    let properties = properties(text);
-    let text = |key: &str| {
-        properties
-            .get(key)
-            .filter(|value| !value.is_empty())
-            .cloned()
-    };
-    let number = |key: &str| {
-        properties
-            .get(key)
-            .and_then(|value| value.trim().parse().ok())
-    };
+    let properties = Properties::parse(text);
     SystemdService {
-        active_state: text("ActiveState"),
-        sub_state: text("SubState"),
-        result: text("Result"),
-        exec_main_code: number("ExecMainCode"),
-        exec_main_status: number("ExecMainStatus"),
-        started: timestamp(properties.get("ExecMainStartTimestamp")),
+        active_state: properties.text("ActiveState"),
+        sub_state: properties.text("SubState"),
+        result: properties.text("Result"),
+        exec_main_code: properties.number("ExecMainCode"),
+        exec_main_status: properties.number("ExecMainStatus"),
+        started: properties.timestamp("ExecMainStartTimestamp"),
     }
 }
 
-/// `Key=value` lines up to the first blank line after some.
-fn properties(text: &str) -> BTreeMap<String, String> {
-    let mut properties = BTreeMap::new();
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            if properties.is_empty() {
-                continue;
+/// A unit's `Key=value` properties as `systemctl show` prints them.
+struct Properties(BTreeMap<String, String>);
+
+impl Properties {
+    /// The `Key=value` lines up to the first blank line after some.
+    fn parse(text: &str) -> Properties {
+        let mut properties = BTreeMap::new();
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                if properties.is_empty() {
+                    continue;
+                }
+                break;
             }
-            break;
+            if let Some((key, value)) = line.split_once('=') {
+                properties.insert(key.trim().to_owned(), value.trim().to_owned());
+            }
         }
-        if let Some((key, value)) = line.split_once('=') {
-            properties.insert(key.trim().to_owned(), value.trim().to_owned());
-        }
+        Properties(properties)
     }
-    properties
-}
 
-/// A timestamp as systemctl prints it ("Mon 2026-11-24 09:00:03 UTC"); `None`
-/// for "never" (empty, `n/a`, 0) and for the time spans systemd 233–236
-/// printed by mistake ("47y 3month 1w …").
-fn timestamp(value: Option<&String>) -> Option<String> {
-    let value = value?.trim();
-    let has_date = value.as_bytes().windows(10).any(|window| {
-        window.iter().enumerate().all(|(index, byte)| match index {
-            4 | 7 => *byte == b'-',
-            _ => byte.is_ascii_digit(),
-        })
-    });
-    has_date.then(|| value.to_owned())
+    /// A value; `None` when missing or empty.
+    fn text(&self, key: &str) -> Option<String> {
+        self.0.get(key).filter(|value| !value.is_empty()).cloned()
+    }
+
+    /// A number; `None` when missing or not one.
+    fn number(&self, key: &str) -> Option<i64> {
+        self.0.get(key).and_then(|value| value.trim().parse().ok())
+    }
+
+    /// A timestamp as systemctl prints it ("Mon 2026-11-24 09:00:03 UTC");
+    /// `None` for "never" (empty, `n/a`, 0) and for the time spans systemd
+    /// 233–236 printed by mistake ("47y 3month 1w …").
+    fn timestamp(&self, key: &str) -> Option<String> {
+        let value = self.0.get(key)?.trim();
+        let has_date = value.as_bytes().windows(10).any(|window| {
+            window.iter().enumerate().all(|(index, byte)| match index {
+                4 | 7 => *byte == b'-',
+                _ => byte.is_ascii_digit(),
+            })
+        });
+        has_date.then(|| value.to_owned())
+    }
 }
