@@ -723,6 +723,17 @@ mod tests {
         }
     }
 
+    /// Each delivered or rejected report's id with one flag of it, in order.
+    fn ids_with<T>(items: &[T], id_and_flag: impl Fn(&T) -> (&String, bool)) -> Vec<(&str, bool)> {
+        items
+            .iter()
+            .map(|item| {
+                let (id, flag) = id_and_flag(item);
+                (id.as_str(), flag)
+            })
+            .collect()
+    }
+
     struct Fixture {
         _dir: tempfile::TempDir,
         outbox: Outbox,
@@ -791,11 +802,7 @@ mod tests {
                 format!("report {} dropped=0", ids[2]),
             ]
         );
-        let delivered: Vec<(&str, bool)> = flushed
-            .delivered
-            .iter()
-            .map(|delivered| (delivered.id.as_str(), delivered.heartbeat))
-            .collect();
+        let delivered = ids_with(&flushed.delivered, |report| (&report.id, report.heartbeat));
         assert_eq!(
             delivered,
             [
@@ -898,11 +905,7 @@ mod tests {
             ],
             "the torn file is never sent"
         );
-        let rejected: Vec<(&str, bool)> = flushed
-            .rejected
-            .iter()
-            .map(|refused| (refused.id.as_str(), refused.by_server))
-            .collect();
+        let rejected = ids_with(&flushed.rejected, |report| (&report.id, report.by_server));
         assert_eq!(
             rejected,
             [(ids[0].as_str(), true), (ids[1].as_str(), false)]

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use shipshape::probes::ssh_keys::{Home, homes, parse_private_key, probe, scan_homes};
+use shipshape::probes::ssh_keys::{Home, KeyInfo, homes, parse_private_key, probe, scan_homes};
 use shipshape::system::fake::{FakeSystem, fixture_body};
 use shipshape::system::{CommandError, CommandOutput, FileInfo, RealSystem, System};
 use shipshape_core::facts::{KeyFormat, Observed, OsFamily, SshKey, SshKeys};
@@ -380,10 +380,25 @@ fn live_keys_from_ssh_keygen_are_described_like_ssh_keygen_does() {
 
 // ---- key fixtures (pure parsing) ----
 
+fn parsed(text: &str) -> KeyInfo {
+    parse_private_key(text.as_bytes(), None).expect("a key")
+}
+
+/// Asserts that `key` is the passphrase-protected ed25519 key both
+/// `openssh-ed25519-encrypted.txt` and `putty-ed25519-encrypted.txt` hold.
+fn assert_encrypted_ed25519_fixture(key: &KeyInfo) {
+    assert_eq!(key.algorithm.as_deref(), Some("ssh-ed25519"), "{key:?}");
+    assert!(key.encrypted, "{key:?}");
+    assert_eq!(
+        key.fingerprint.as_deref(),
+        Some("SHA256:zr9w+nnfFFzyur5fUnPWDzC3CxKTdZv9J87tkLC55hY"),
+        "{key:?}"
+    );
+}
+
 #[test]
 fn putty_keys_are_described_from_their_public_blob() {
-    let plain =
-        parse_private_key(key_fixture("putty-ecdsa256.txt").as_bytes(), None).expect("a key");
+    let plain = parsed(&key_fixture("putty-ecdsa256.txt"));
     assert_eq!(plain.format, KeyFormat::Putty);
     assert_eq!(plain.algorithm.as_deref(), Some("ecdsa-sha2-nistp256"));
     assert_eq!(plain.bits, Some(256));
@@ -393,25 +408,13 @@ fn putty_keys_are_described_from_their_public_blob() {
         Some("SHA256:3rRHtZbLX+fYTpywTrNQ8sZZQp2Kiw6v1k9Zi6i4BO8")
     );
 
-    let protected = parse_private_key(key_fixture("putty-ed25519-encrypted.txt").as_bytes(), None)
-        .expect("a key");
-    assert_eq!(protected.algorithm.as_deref(), Some("ssh-ed25519"));
-    assert!(protected.encrypted);
-    assert_eq!(
-        protected.fingerprint.as_deref(),
-        Some("SHA256:zr9w+nnfFFzyur5fUnPWDzC3CxKTdZv9J87tkLC55hY")
-    );
+    assert_encrypted_ed25519_fixture(&parsed(&key_fixture("putty-ed25519-encrypted.txt")));
 }
 
 #[test]
 fn crlf_line_endings_do_not_hide_a_key() {
     let crlf = key_fixture("openssh-ed25519-encrypted.txt").replace('\n', "\r\n");
-    let key = parse_private_key(crlf.as_bytes(), None).expect("a key");
-    assert!(key.encrypted);
-    assert_eq!(
-        key.fingerprint.as_deref(),
-        Some("SHA256:zr9w+nnfFFzyur5fUnPWDzC3CxKTdZv9J87tkLC55hY")
-    );
+    assert_encrypted_ed25519_fixture(&parsed(&crlf));
 }
 
 // ---- homes on every OS, through the fake system ----
