@@ -24,3 +24,4 @@ pub mod state;
 pub mod status;
 pub mod system;
 pub mod transport;
+mod xml;

@@ -85,12 +85,11 @@ pub(super) fn script(message: &Message) -> String {
 pub(super) fn xml_text(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
+        if let Some(entity) = crate::xml::entity(c) {
+            escaped.push_str(entity);
+            continue;
+        }
         match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
             '\t' | '\n' | '\r' => {
                 let _ = write!(escaped, "&#{};", u32::from(c));
             }

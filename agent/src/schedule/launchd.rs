@@ -43,7 +43,7 @@ fn log_dir(home: Option<&Path>, scope: Scope) -> Result<PathBuf, ScheduleError> 
 }
 
 pub(super) fn render(plan: &Plan) -> Result<Vec<UnitFile>, ScheduleError> {
-    let binary = template::xml_escape(plan.binary_text()?);
+    let binary = crate::xml::escape(plan.binary_text()?);
     let logs = log_dir(plan.home.as_deref(), plan.scope)?;
     let plist = template::fill(
         TEMPLATE,
@@ -54,7 +54,7 @@ pub(super) fn render(plan: &Plan) -> Result<Vec<UnitFile>, ScheduleError> {
                 "INTERVAL_SECONDS",
                 &plan.every.as_duration().as_secs().to_string(),
             ),
-            ("LOG_DIR", &template::xml_escape(&logs.to_string_lossy())),
+            ("LOG_DIR", &crate::xml::escape(&logs.to_string_lossy())),
         ],
     );
     Ok(vec![UnitFile {

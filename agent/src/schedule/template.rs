@@ -50,22 +50,6 @@ pub fn leftover_placeholders(text: &str) -> Vec<&str> {
     found
 }
 
-/// Text for XML content or attributes (the launchd plist, the task XML).
-pub(super) fn xml_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
 /// A program path as the first word of systemd's `ExecStart=`: quoted when it
 /// holds anything but plain path characters, `%` and `$` doubled because
 /// systemd expands specifiers and variables even inside quotes.
@@ -127,10 +111,6 @@ mod tests {
             "\"/opt/100%%/$$HOME\""
         );
         assert_eq!(systemd_exec_path("/opt/a\"b\\c"), "\"/opt/a\\\"b\\\\c\"");
-        assert_eq!(
-            xml_escape("/opt/R&D <x> \"q\" 'a'"),
-            "/opt/R&amp;D &lt;x&gt; &quot;q&quot; &apos;a&apos;"
-        );
         assert_eq!(
             windows_command(r"C:\Program Files\Shipshape\shipshape.exe"),
             r#""C:\Program Files\Shipshape\shipshape.exe""#

@@ -31,7 +31,7 @@ const RUNNING: i64 = 0x0004_1301;
 const FILE_NOT_FOUND: u32 = 0x8007_0002;
 
 pub(super) fn render(plan: &Plan) -> Result<Vec<UnitFile>, ScheduleError> {
-    let command = template::xml_escape(&template::windows_command(plan.binary_text()?));
+    let command = crate::xml::escape(&template::windows_command(plan.binary_text()?));
     let principal = match plan.scope {
         // LocalSystem, by its well-known SID.
         Scope::System => "<UserId>S-1-5-18</UserId>",
