@@ -182,7 +182,7 @@ pub(super) async fn record_report(
         (before, &previous.leaking),
         (grade.status, &grade.state.leaking),
     );
-    apply_counts(transaction, &counts).await?;
+    apply_counts(transaction, &counts, count_shard(&report.device_id)).await?;
     Ok(Recorded::Stored(receipt))
 }
 
@@ -391,7 +391,7 @@ pub(super) async fn enroll(
     transaction.execute(&statement, &[&id]).await?;
     let mut counts = CountChanges::default();
     counts.enrolled();
-    apply_counts(transaction, &counts).await?;
+    apply_counts(transaction, &counts, count_shard(&id)).await?;
     Ok(Ok(id))
 }
 
@@ -595,7 +595,8 @@ pub(super) async fn save_regrade(
             changed_status += 1;
         }
     }
-    apply_counts(transaction, &counts).await?;
+    // The whole batch's changes in the shard of the device it starts after.
+    apply_counts(transaction, &counts, count_shard(&batch.from)).await?;
     let (after, state, finished_at) = match &batch.through {
         Some(through) => (through.as_str(), RegradeState::Running, None),
         None => (
@@ -645,22 +646,43 @@ async fn save_findings(
     Ok(())
 }
 
+/// The shards each maintained count is spread over (`shard` of
+/// `status_counts` and `check_counts`): concurrent writes of different
+/// devices mostly add to different rows, so they seldom wait for each
+/// other's commit.
+const COUNT_SHARDS: u32 = 16;
+
+/// The shard of the maintained counts a write about `device_id` adds to:
+/// FNV-1a of the id, so that every replica picks the same one for a device.
+fn count_shard(device_id: &str) -> i16 {
+    let hash = device_id.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    (hash % COUNT_SHARDS) as i16
+}
+
 /// Applies what a write changed to `status_counts` and `check_counts`, in
-/// the write's transaction. Their rows are updated in one order (statuses,
-/// then checks, each by name), so two writes never wait for each other in
-/// a circle.
+/// the write's transaction, in shard `shard`. Their rows are updated in one
+/// order (statuses, then checks, each by name), so two writes never wait
+/// for each other in a circle.
 async fn apply_counts(
     transaction: &Transaction<'_>,
     counts: &CountChanges,
+    shard: i16,
 ) -> Result<(), StoreError> {
     for (status, change) in counts.statuses() {
-        let named: [(&str, Param<'_>); 2] = [(":status", &status), (":change", &change)];
+        let named: [(&str, Param<'_>); 3] = [
+            (":status", &status),
+            (":shard", &shard),
+            (":change", &change),
+        ];
         let (sql, params) = numbered(CHANGE_STATUS_COUNT, &named);
         let statement = transaction.prepare_cached(&sql).await?;
         transaction.execute(&statement, &params).await?;
     }
     for (check, change) in counts.checks() {
-        let named: [(&str, Param<'_>); 2] = [(":check", &check), (":change", &change)];
+        let named: [(&str, Param<'_>); 3] =
+            [(":check", &check), (":shard", &shard), (":change", &change)];
         let (sql, params) = numbered(CHANGE_CHECK_COUNT, &named);
         let statement = transaction.prepare_cached(&sql).await?;
         transaction.execute(&statement, &params).await?;
