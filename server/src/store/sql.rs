@@ -26,6 +26,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_leaks_in_table_order.sql"),
     include_str!("migrations/0003_fleet_at_scale.sql"),
     include_str!("migrations/0004_facts_once.sql"),
+    include_str!("migrations/0005_spread_counts.sql"),
 ];
 
 /// Records which migrations ran; created before the first one.

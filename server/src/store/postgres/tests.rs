@@ -151,6 +151,15 @@ fn new_device(hostname: &str) -> NewDevice {
     }
 }
 
+/// Sets the maintained counts to a recount, in shard 0, after rows were
+/// written directly.
+const RECOUNT: &str = "DELETE FROM status_counts;
+     INSERT INTO status_counts (status, shard, devices)
+         SELECT status, 0, COUNT(*) FROM devices GROUP BY status;
+     DELETE FROM check_counts;
+     INSERT INTO check_counts (check_id, shard, devices)
+         SELECT check_id, 0, COUNT(*) FROM device_leaks GROUP BY check_id;";
+
 async fn count(schema: &TestSchema, sql: &str) -> i64 {
     schema
         .connect()
@@ -348,10 +357,7 @@ async fn a_regrade_run_by_both_replicas_is_stored_once() {
              INSERT INTO grace_clocks (device_id, check_id, failing_since)
              SELECT 'copy-' || lpad(n::text, 6, '0'), check_id, failing_since
              FROM grace_clocks, generate_series(1, {copies}) AS n WHERE device_id = '{template}';
-             UPDATE status_counts SET devices = (
-                 SELECT COUNT(*) FROM devices WHERE devices.status = status_counts.status);
-             UPDATE check_counts SET devices = (
-                 SELECT COUNT(*) FROM device_leaks WHERE device_leaks.check_id = check_counts.check_id);"
+             {RECOUNT}"
         ))
         .await
         .unwrap();
@@ -399,11 +405,70 @@ async fn a_regrade_run_by_both_replicas_is_stored_once() {
     let devices_out = "SELECT COUNT(DISTINCT device_id) FROM transitions WHERE kind = 'bailed-out'";
     assert_eq!(count(&schema, devices_out).await, devices);
     assert_eq!(count(&schema, "SELECT COUNT(*) FROM device_leaks").await, 0);
-    let recount = "SELECT COUNT(*) FROM status_counts s
+    let recount = "SELECT COUNT(*) FROM (
+             SELECT status, SUM(devices) AS devices FROM status_counts GROUP BY status
+         ) AS s
          WHERE s.devices <> (SELECT COUNT(*) FROM devices d WHERE d.status = s.status)";
     assert_eq!(count(&schema, recount).await, 0, "status counts agree");
     let checks = "SELECT COALESCE(SUM(devices), 0)::bigint FROM check_counts";
     assert_eq!(count(&schema, checks).await, 0, "check counts agree");
+}
+
+/// Concurrent enrollments and reports through both replicas add to their
+/// device's shard of each count, so they seldom wait on one row; a device's
+/// enrollment and its first report land in the same shard, and the summary
+/// sums the shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_spread_over_shards_and_summed() {
+    let Some((a, b, schema)) = replicas().await else {
+        return;
+    };
+    a.create_token(NewToken {
+        kind: TokenKind::Enroll,
+        hash: [2; 32],
+        uses: None,
+        expires_at: None,
+        created_at: t0(),
+    })
+    .await
+    .unwrap();
+    let policy = Arc::new(active(default_policy()));
+    let mut racing = JoinSet::new();
+    for n in 0..48 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let policy = policy.clone();
+        racing.spawn(async move {
+            let host = format!("host-{n}");
+            let id = store
+                .enroll(&[2; 32], new_device(&host))
+                .await
+                .unwrap()
+                .unwrap();
+            let leaking = report(&id, open_firewall(shipshape(&host, t0())), t0());
+            let recorded = store.record_report(leaking, &policy).await.unwrap();
+            assert!(matches!(recorded, Recorded::Stored(_)), "{recorded:?}");
+        });
+    }
+    while let Some(ran) = racing.join_next().await {
+        ran.unwrap();
+    }
+    let rows = |sql: &'static str| count(&schema, sql);
+    assert!(
+        rows("SELECT COUNT(*) FROM status_counts WHERE status = 'leaky' AND devices > 0").await > 1
+    );
+    assert!(
+        rows("SELECT COUNT(*) FROM check_counts WHERE check_id = 'firewall' AND devices > 0").await
+            > 1
+    );
+    assert_eq!(
+        rows("SELECT COUNT(*) FROM status_counts WHERE devices <> 0 AND status = 'unknown'").await,
+        0,
+        "each device left the shard it was counted in at its enrollment"
+    );
+    let summary = b.fleet_summary(&query(t0())).await.unwrap();
+    assert_eq!((summary.summary.total, summary.summary.leaky), (48, 48));
+    assert_eq!(summary.failures_by_check[0].check, "firewall");
+    assert_eq!(summary.failures_by_check[0].devices, 48);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -604,14 +669,7 @@ async fn silent_devices_of_every_status_are_listed_in_table_order() {
         )
         .await
         .unwrap();
-    client
-        .execute(
-            "UPDATE status_counts SET devices = (
-                 SELECT COUNT(*) FROM devices WHERE devices.status = status_counts.status)",
-            &[],
-        )
-        .await
-        .unwrap();
+    client.batch_execute(RECOUNT).await.unwrap();
     crate::store::tests::silent_group_pages_in_table_order(&store, silent).await;
 }
 

@@ -2,11 +2,12 @@
 //! the same SQL for both backends but for the planner hints of [`Dialect`].
 //!
 //! The counts come from `status_counts` and `check_counts`, kept in step by
-//! the writes. Silence depends on the time of the read, so the silent
-//! devices are counted: a range of `devices_by_contact` (per status) or of
-//! `device_leaks_by_contact` (per check) on the smaller side of the cutoff
-//! ([`crate::counts::SilentCount`]), which is little on a normal day (few
-//! are silent) and after an outage (nearly all are).
+//! the writes, each count the sum of its shards' rows. Silence depends on
+//! the time of the read, so the silent devices are counted: a range of
+//! `devices_by_contact` (per status) or of `device_leaks_by_contact` (per
+//! check) on the smaller side of the cutoff ([`crate::counts::SilentCount`]),
+//! which is little on a normal day (few are silent) and after an outage
+//! (nearly all are).
 //!
 //! A page is walked group by group ([`crate::keyset::PageWalk`]), each group
 //! read in table order after the cursor's key, so the first page and the
@@ -72,8 +73,10 @@ pub(in crate::store) fn uses<'a, T>(
 pub(in crate::store) const DEVICE_COLUMNS: &str = "id, hostname, os_name, status, \
      leaking_checks, last_seen, enrolled_at, revoked_at, last_contact";
 
-/// Devices per leaking check.
-pub(in crate::store) const CHECK_COUNTS: &str = "SELECT check_id, devices FROM check_counts";
+/// Devices per leaking check: the sum of each check's shards.
+/// (PostgreSQL sums BIGINTs as NUMERIC: the cast brings it back.)
+pub(in crate::store) const CHECK_COUNTS: &str =
+    "SELECT check_id, CAST(SUM(devices) AS BIGINT) FROM check_counts GROUP BY check_id";
 
 /// The graded statuses, whose silent sides make the silent group.
 pub(in crate::store) const GRADED: [DeviceStatus; 3] = [
@@ -163,12 +166,16 @@ impl<'a> Part<'a> {
         )
     }
 
-    /// How many devices it holds (a maintained count).
+    /// How many devices it holds (a maintained count: the sum of its shards).
     pub(in crate::store) fn total_sql(self) -> &'static str {
         match self {
-            Part::Status(_) => "SELECT devices FROM status_counts WHERE status = :of",
+            Part::Status(_) => {
+                "SELECT CAST(COALESCE(SUM(devices), 0) AS BIGINT) FROM status_counts
+                 WHERE status = :of"
+            }
             Part::Check(_) => {
-                "SELECT COALESCE(MAX(devices), 0) FROM check_counts WHERE check_id = :of"
+                "SELECT CAST(COALESCE(SUM(devices), 0) AS BIGINT) FROM check_counts
+                 WHERE check_id = :of"
             }
         }
     }

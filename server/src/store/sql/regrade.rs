@@ -1,7 +1,11 @@
 //! The statements of re-grading and of the maintained counts that both
 //! backends run, and how their columns read. The statements name their
 //! parameters (`:after`, `:limit`, `:last`, `:status`, `:check`,
-//! `:change`); SQLite binds them by name, PostgreSQL numbers them.
+//! `:shard`, `:change`); SQLite binds them by name, PostgreSQL numbers them.
+//!
+//! Each maintained count is spread over rows, one per shard (schema
+//! `0005_spread_counts.sql`), so that concurrent writes on PostgreSQL lock
+//! different rows: a write adds to one shard, a read sums them.
 
 use std::collections::HashMap;
 
@@ -43,14 +47,17 @@ pub(in crate::store) const CLOCKS_IN_RANGE: &str = "SELECT device_id, check_id, 
 pub(in crate::store) const LEAKS_IN_RANGE: &str =
     "SELECT device_id, check_id FROM device_leaks WHERE device_id > :after AND device_id <= :last";
 
-/// Adds `:change` to the devices of `:status`.
+/// Adds `:change` to the devices of `:status` in shard `:shard` of its
+/// count (a count is the sum of its shards' rows).
 pub(in crate::store) const CHANGE_STATUS_COUNT: &str =
-    "UPDATE status_counts SET devices = devices + :change WHERE status = :status";
+    "INSERT INTO status_counts (status, shard, devices) VALUES (:status, :shard, :change)
+ ON CONFLICT (status, shard) DO UPDATE SET devices = status_counts.devices + excluded.devices";
 
-/// Adds `:change` to the devices leaking on `:check`.
+/// Adds `:change` to the devices leaking on `:check` in shard `:shard` of
+/// its count.
 pub(in crate::store) const CHANGE_CHECK_COUNT: &str =
-    "INSERT INTO check_counts (check_id, devices) VALUES (:check, :change)
- ON CONFLICT (check_id) DO UPDATE SET devices = check_counts.devices + :change";
+    "INSERT INTO check_counts (check_id, shard, devices) VALUES (:check, :shard, :change)
+ ON CONFLICT (check_id, shard) DO UPDATE SET devices = check_counts.devices + excluded.devices";
 
 /// A re-grade state as the `regrades.state` column holds it.
 pub(in crate::store) fn state_column(state: RegradeState) -> &'static str {

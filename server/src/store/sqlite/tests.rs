@@ -378,10 +378,10 @@ async fn silent_devices_of_every_status_are_listed_in_table_order() {
                 .unwrap();
         }
         transaction
-            .execute(
-                "UPDATE status_counts SET devices = (
-                     SELECT COUNT(*) FROM devices WHERE devices.status = status_counts.status)",
-                [],
+            .execute_batch(
+                "DELETE FROM status_counts;
+                 INSERT INTO status_counts (status, shard, devices)
+                     SELECT status, 0, COUNT(*) FROM devices GROUP BY status;",
             )
             .unwrap();
         transaction.commit().unwrap();

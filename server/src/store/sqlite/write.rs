@@ -515,17 +515,18 @@ fn save_findings(connection: &Connection, device_id: &str, json: &str) -> Result
     Ok(())
 }
 
-/// Applies what a write changed to `status_counts` and `check_counts`.
+/// Applies what a write changed to `status_counts` and `check_counts`, in
+/// shard 0: with one writer no two writes wait on a count's row.
 fn apply_counts(connection: &Connection, counts: &CountChanges) -> Result<(), StoreError> {
     for (status, change) in counts.statuses() {
         connection
             .prepare_cached(CHANGE_STATUS_COUNT)?
-            .execute(named_params! { ":status": status, ":change": change })?;
+            .execute(named_params! { ":status": status, ":shard": 0, ":change": change })?;
     }
     for (check, change) in counts.checks() {
         connection
             .prepare_cached(CHANGE_CHECK_COUNT)?
-            .execute(named_params! { ":check": check, ":change": change })?;
+            .execute(named_params! { ":check": check, ":shard": 0, ":change": change })?;
     }
     Ok(())
 }
