@@ -5,10 +5,18 @@
 //! fsyncs it, and every write queued behind that commit waits. The writer's
 //! connection turns that off (`wal_autocheckpoint = 0`), and this thread
 //! checkpoints instead, on a connection of its own, every
-//! [`CHECKPOINT_EVERY`]. A passive checkpoint never blocks the writer or
-//! the readers; it copies what no reader still needs, and the writer starts
-//! the log over once everything is copied, so the log stays a few seconds
-//! of writes long.
+//! [`CHECKPOINT_EVERY`]: a passive checkpoint, which never blocks the writer
+//! or the readers, copies what no reader still needs.
+//!
+//! The log starts over from its beginning only when a write begins after
+//! everything in it was copied, which under a steady stream of writes never
+//! happens: each passive checkpoint ends behind the writer. So once the log
+//! holds more than [`LOG_LIMIT_PAGES`], the thread catches up with another
+//! passive checkpoint and then runs a restart checkpoint, which holds the
+//! writer back (its busy timeout waits) while it copies the little the
+//! passive ones left, and lets the log start over. The
+//! log file then stays about that long, rewritten in place, rather than
+//! growing by every write until the server stops.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -19,7 +27,11 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// How often the log is copied into the database file.
-pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The log's length, in pages, past which it is made to start over: 64 MiB
+/// of 4 KiB pages, a few seconds of writes at full speed.
+pub(super) const LOG_LIMIT_PAGES: i64 = 16 * 1024;
 
 /// The checkpointing thread; dropping this stops it.
 pub(super) struct Checkpointer {
@@ -35,7 +47,7 @@ impl Checkpointer {
             .name("sqlite-checkpoint".to_owned())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                    if let Err(error) = checkpoint(&connection) {
+                    if let Err(error) = keep_log_short(&connection, LOG_LIMIT_PAGES) {
                         tracing::warn!("WAL checkpoint failed (retried shortly): {}", error.0);
                     }
                 }
@@ -61,12 +73,28 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Copies the log into the database file as far as no reader needs it.
-/// Returns the pages in the log and the pages copied, as SQLite counts them.
-pub(super) fn checkpoint(connection: &Connection) -> Result<(i64, i64), StoreError> {
-    let (log, copied) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-        Ok((row.get(1)?, row.get(2)?))
-    })?;
+/// Copies the log into the database file as far as no reader needs it, and
+/// makes it start over when it is longer than `limit` pages. Returns the
+/// pages left in the log.
+pub(super) fn keep_log_short(connection: &Connection, limit: i64) -> Result<i64, StoreError> {
+    let (log, copied) = checkpoint(connection, "PASSIVE")?;
+    if log <= limit {
+        return Ok(log - copied);
+    }
+    // Once more without blocking, so that what the restart copies while the
+    // writer waits is only what came in meanwhile.
+    checkpoint(connection, "PASSIVE")?;
+    let (log, copied) = checkpoint(connection, "RESTART")?;
+    Ok(log - copied)
+}
+
+/// A checkpoint of `mode`: the pages in the log and the pages copied, as
+/// SQLite counts them.
+fn checkpoint(connection: &Connection, mode: &str) -> Result<(i64, i64), StoreError> {
+    let (log, copied) =
+        connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            Ok((row.get(1)?, row.get(2)?))
+        })?;
     Ok((log, copied))
 }
 
@@ -76,7 +104,7 @@ mod tests {
     use crate::store::sqlite::{Role, connect};
 
     #[test]
-    fn the_writer_leaves_the_log_to_the_checkpointer_which_copies_it_all() {
+    fn the_writer_leaves_the_log_to_the_checkpointer_which_keeps_it_short() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shipshape.db");
         let writer = connect(&path, Role::Writer).unwrap();
@@ -87,15 +115,43 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE blobs (data BLOB NOT NULL)")
             .unwrap();
-        for _ in 0..2_000 {
-            writer
-                .execute("INSERT INTO blobs (data) VALUES (zeroblob(4096))", [])
-                .unwrap();
-        }
+        let write = |rows: usize| {
+            for _ in 0..rows {
+                writer
+                    .execute("INSERT INTO blobs (data) VALUES (zeroblob(4096))", [])
+                    .unwrap();
+            }
+        };
+        let log_pages = || {
+            let wal = std::fs::metadata(dir.path().join("shipshape.db-wal")).unwrap();
+            wal.len() / 4096
+        };
         let checkpointer = connect(&path, Role::Checkpointer).unwrap();
-        let (log, copied) = checkpoint(&checkpointer).unwrap();
-        assert!(log > 2_000, "every page stayed in the log: {log}");
-        assert_eq!(copied, log, "with no reader, all of it is copied");
-        assert_eq!(checkpoint(&checkpointer).unwrap().1, log, "nothing new");
+
+        write(1_000);
+        assert!(log_pages() > 1_000, "every page stays in the log");
+        assert_eq!(
+            keep_log_short(&checkpointer, 100_000).unwrap(),
+            0,
+            "with no reader, all of it is copied"
+        );
+        write(1_000);
+        let grown = log_pages();
+        assert!(
+            grown > 2_000,
+            "copied, the log still does not start over: {grown}"
+        );
+
+        assert_eq!(keep_log_short(&checkpointer, 1_500).unwrap(), 0);
+        write(1_000);
+        assert_eq!(
+            log_pages(),
+            grown,
+            "past the limit, the log started over and was written in place"
+        );
+        let count: i64 = writer
+            .query_row("SELECT COUNT(*) FROM blobs", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 3_000);
     }
 }
