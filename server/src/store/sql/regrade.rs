@@ -31,13 +31,15 @@ pub(in crate::store) const DEVICES_TO_REGRADE: &str =
     "SELECT CAST(COALESCE(SUM(devices), 0) AS BIGINT) FROM status_counts";
 
 /// Up to `:limit` devices after `:after`, in id order: id, hostname,
-/// status, findings, last report id, its facts.
+/// status, findings, last report id, its facts. The findings' bound repeats
+/// the devices' one: without it PostgreSQL may merge the two tables from
+/// the first device on, reading every device before the cursor each batch.
 pub(in crate::store) const DEVICE_STATES: &str = "SELECT d.id, d.hostname, d.status,
      f.findings_json, d.last_report_id, r.facts_json
  FROM devices d
  JOIN device_findings f ON f.device_id = d.id
  LEFT JOIN reports r ON r.id = d.facts_report_id
- WHERE d.id > :after ORDER BY d.id LIMIT :limit";
+ WHERE d.id > :after AND f.device_id > :after ORDER BY d.id LIMIT :limit";
 
 /// The grace clocks of the devices after `:after` up to `:last`.
 pub(in crate::store) const CLOCKS_IN_RANGE: &str = "SELECT device_id, check_id, failing_since
