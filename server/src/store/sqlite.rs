@@ -46,7 +46,7 @@ use crate::model::{
     FleetSummary, IncomingReport, NewDevice, NewToken, RegradeBatch, RegradeProgress, Staleness,
     StoredPolicy, TokenInfo,
 };
-use checkpoint::Checkpointer;
+use checkpoint::{Checkpointer, LongLog};
 use writer::Writer;
 
 /// Connections for reads: enough to overlap the fleet page with device pages
@@ -81,10 +81,11 @@ impl SqliteStore {
         let mut connection = connect(path, Role::Writer)?;
         migrate(&mut connection)
             .map_err(|error| StoreError(format!("{}: {}", path.display(), error.0)))?;
+        let long_log = LongLog::default();
         Ok(SqliteStore {
             path: path.to_owned(),
-            writer: Writer::start(connection)?,
-            _checkpointer: Checkpointer::start(connect(path, Role::Checkpointer)?)?,
+            writer: Writer::start(connection, long_log.clone())?,
+            _checkpointer: Checkpointer::start(connect(path, Role::Checkpointer)?, long_log)?,
             readers: Readers {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),

@@ -10,14 +10,18 @@
 //!
 //! The log starts over from its beginning only when a write begins after
 //! everything in it was copied, which under a steady stream of writes never
-//! happens: each passive checkpoint ends behind the writer. So once the log
-//! holds more than [`LOG_LIMIT_PAGES`], the thread catches up with another
-//! passive checkpoint and then runs a restart checkpoint, which holds the
-//! writer back (its busy timeout waits) while it copies the little the
-//! passive ones left, and lets the log start over. The
-//! log file then stays about that long, rewritten in place, rather than
-//! growing by every write until the server stops.
+//! happens: each passive checkpoint ends behind the writer, and a restart
+//! checkpoint from here would have to catch the writer between two batches.
+//! So once the log holds more than [`LOG_LIMIT_PAGES`], this thread catches
+//! up with another passive checkpoint and flags the log as long
+//! ([`LongLog`]); the writer, between two batches, then runs a restart
+//! checkpoint ([`restart_log`]), which copies the little left and lets the
+//! next write start the log over. The log file stays about that long,
+//! rewritten in place, rather than growing by every write until the server
+//! stops.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,6 +37,22 @@ pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// of 4 KiB pages, a few seconds of writes at full speed.
 pub(super) const LOG_LIMIT_PAGES: i64 = 16 * 1024;
 
+/// Whether the log has grown past [`LOG_LIMIT_PAGES`]: the checkpointer
+/// says so, the writer makes it start over.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LongLog(Arc<AtomicBool>);
+
+impl LongLog {
+    fn flag(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the log was flagged as long since the last time, clearing it.
+    pub(super) fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
 /// The checkpointing thread; dropping this stops it.
 pub(super) struct Checkpointer {
     stop: Option<mpsc::Sender<()>>,
@@ -40,15 +60,19 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing through `connection`.
-    pub(super) fn start(connection: Connection) -> Result<Self, StoreError> {
+    /// Starts checkpointing through `connection`, flagging `long_log`.
+    pub(super) fn start(connection: Connection, long_log: LongLog) -> Result<Self, StoreError> {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                    if let Err(error) = keep_log_short(&connection, LOG_LIMIT_PAGES) {
-                        tracing::warn!("WAL checkpoint failed (retried shortly): {}", error.0);
+                    match copy_log(&connection, LOG_LIMIT_PAGES) {
+                        Ok(true) => long_log.flag(),
+                        Ok(false) => {}
+                        Err(error) => {
+                            tracing::warn!("WAL checkpoint failed (retried shortly): {}", error.0);
+                        }
                     }
                 }
             })
@@ -73,19 +97,23 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Copies the log into the database file as far as no reader needs it, and
-/// makes it start over when it is longer than `limit` pages. Returns the
-/// pages left in the log.
-pub(super) fn keep_log_short(connection: &Connection, limit: i64) -> Result<i64, StoreError> {
-    let (log, copied) = checkpoint(connection, "PASSIVE")?;
+/// Copies the log into the database file as far as no reader needs it;
+/// `true` when the log is longer than `limit` pages, after copying once more
+/// so that little is left for [`restart_log`].
+pub(super) fn copy_log(connection: &Connection, limit: i64) -> Result<bool, StoreError> {
+    let (log, _) = checkpoint(connection, "PASSIVE")?;
     if log <= limit {
-        return Ok(log - copied);
+        return Ok(false);
     }
-    // Once more without blocking, so that what the restart copies while the
-    // writer waits is only what came in meanwhile.
     checkpoint(connection, "PASSIVE")?;
-    let (log, copied) = checkpoint(connection, "RESTART")?;
-    Ok(log - copied)
+    Ok(true)
+}
+
+/// Run by the writer between two batches: copies what is left of the log
+/// (waiting for readers of it to finish) so that the next write starts it
+/// over.
+pub(super) fn restart_log(connection: &Connection) -> Result<(), StoreError> {
+    checkpoint(connection, "RESTART").map(|_| ())
 }
 
 /// A checkpoint of `mode`: the pages in the log and the pages copied, as
@@ -130,11 +158,7 @@ mod tests {
 
         write(1_000);
         assert!(log_pages() > 1_000, "every page stays in the log");
-        assert_eq!(
-            keep_log_short(&checkpointer, 100_000).unwrap(),
-            0,
-            "with no reader, all of it is copied"
-        );
+        assert!(!copy_log(&checkpointer, 100_000).unwrap(), "not long yet");
         write(1_000);
         let grown = log_pages();
         assert!(
@@ -142,12 +166,13 @@ mod tests {
             "copied, the log still does not start over: {grown}"
         );
 
-        assert_eq!(keep_log_short(&checkpointer, 1_500).unwrap(), 0);
+        assert!(copy_log(&checkpointer, 1_500).unwrap(), "past the limit");
+        restart_log(&writer).unwrap();
         write(1_000);
         assert_eq!(
             log_pages(),
             grown,
-            "past the limit, the log started over and was written in place"
+            "restarted, the log is written in place from its beginning"
         );
         let count: i64 = writer
             .query_row("SELECT COUNT(*) FROM blobs", [], |row| row.get(0))

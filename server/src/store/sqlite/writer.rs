@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::Ms;
+use super::checkpoint::{LongLog, restart_log};
 use crate::store::StoreError;
 use crate::store::sql::PRUNE_NONCES_EVERY;
 
@@ -127,12 +128,13 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread that owns `connection`.
-    pub(super) fn start(connection: Connection) -> Result<Self, StoreError> {
+    /// Starts the thread that owns `connection`; between two batches it
+    /// makes the log start over when `long_log` says so.
+    pub(super) fn start(connection: Connection, long_log: LongLog) -> Result<Self, StoreError> {
         let (queue, jobs) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
-            .spawn(move || write_batches(&connection, &jobs))
+            .spawn(move || write_batches(&connection, &jobs, &long_log))
             .map_err(|error| StoreError(format!("could not start the database writer: {error}")))?;
         Ok(Writer { queue, thread })
     }
@@ -158,7 +160,7 @@ impl Writer {
 
 /// The writer thread: takes what is queued, commits it as one transaction,
 /// answers everyone, and waits for more; ends when the store is dropped.
-fn write_batches(connection: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+fn write_batches(connection: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, long_log: &LongLog) {
     let mut state = WriterState::default();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -169,6 +171,11 @@ fn write_batches(connection: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>) {
             }
         }
         commit_batch(connection, &mut state, batch);
+        if long_log.take()
+            && let Err(error) = restart_log(connection)
+        {
+            tracing::warn!("could not start the WAL over: {}", error.0);
+        }
     }
 }
 
